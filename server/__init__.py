@@ -1,0 +1,1 @@
+"""VEP — a qualified electronic registered delivery service (QERDS) in the style of VEP.SI."""

@@ -1,0 +1,147 @@
+"""The ``vep`` command: serve | migrate | check-config | verify-audit | dev-pki."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from . import logs
+from .settings import Settings, SettingsError, from_environment
+
+
+def _settings() -> Settings:
+    try:
+        return from_environment()
+    except SettingsError as exc:
+        print(f"vep: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+    from .tls import server_context
+
+    settings = _settings()
+    logs.setup(settings.log_level)
+    ssl_context = server_context(settings) if settings.tls else None
+    scheme = "https" if settings.tls else "http"
+    url = f"{scheme}://{settings.listen_host}:{settings.listen_port}"
+    web.run_app(
+        create_app(settings),
+        host=settings.listen_host,
+        port=settings.listen_port,
+        ssl_context=ssl_context,
+        access_log=None,
+        print=lambda _: print(f"vep: serving {url}", flush=True),
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .store import migrate
+    from .store.db import create_pool
+
+    settings = _settings()
+
+    async def run() -> list[str]:
+        pool = await create_pool(settings.database_url, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                return await migrate.apply(conn)
+        finally:
+            await pool.close()
+
+    applied = asyncio.run(run())
+    print("vep: applied " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings()
+    print(f"vep: configuration ok (listen {settings.listen_host}:{settings.listen_port}, "
+          f"tls {'on' if settings.tls else 'off'}, revocation {settings.revocation}, "
+          f"{len(settings.anchor_paths)} anchor file(s))")
+    return 0
+
+
+def cmd_verify_audit(args: argparse.Namespace) -> int:
+    from .store.audit import AuditStore
+    from .store.db import create_pool
+
+    settings = _settings()
+
+    async def run() -> int:
+        pool = await create_pool(settings.database_url, max_size=1)
+        try:
+            report = await AuditStore(pool).verify()
+        finally:
+            await pool.close()
+        if report.ok:
+            print(f"vep: audit chain intact ({report.records} records)")
+            return 0
+        print(f"vep: audit chain BROKEN at record {report.first_bad_seq}: {report.problem} "
+              f"({report.records} records verified before it)", file=sys.stderr)
+        return 1
+
+    return asyncio.run(run())
+
+
+def cmd_dev_pki(args: argparse.Namespace) -> int:
+    from .devpki import generate
+
+    directory = Path(args.dir)
+    url_prefix = f"http://127.0.0.1:{args.port}"
+    if args.action == "init":
+        existing = generate.load(directory)
+        if existing is not None and existing.url_prefix == url_prefix and not args.force:
+            print(f"vep: development PKI already in {directory}")
+            return 0
+        pki = generate.generate(directory, url_prefix)
+        print(f"vep: development PKI written to {pki.directory} "
+              f"(persons as .pem/.key/.p12, PKCS#12 password 'vep'; service {url_prefix})")
+        return 0
+    from aiohttp import web
+
+    from .devpki.service import build_app
+
+    pki = generate.load(directory)
+    if pki is None:
+        print(f"vep: no development PKI in {directory}; run 'vep dev-pki init'", file=sys.stderr)
+        return 2
+    port = int(pki.url_prefix.rsplit(":", 1)[1])
+    web.run_app(
+        build_app(pki), host="127.0.0.1", port=port, access_log=None,
+        print=lambda _: print(f"vep: dev PKI OCSP/CRL/TSA at {pki.url_prefix}", flush=True),
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vep", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve HTTPS with client-certificate authentication")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    sub.add_parser("check-config", help="load the settings and report the first problem")
+    sub.add_parser("verify-audit", help="recompute the audit hash chain (R9.1)")
+    dev = sub.add_parser("dev-pki", help="development PKI: generate it, or serve OCSP/CRL/TSA")
+    dev.add_argument("action", choices=["init", "serve"])
+    dev.add_argument("--dir", default=".data/pki")
+    dev.add_argument("--port", type=int, default=9180)
+    dev.add_argument("--force", action="store_true", help="re-issue even when present")
+    args = parser.parse_args(argv)
+    handlers = {
+        "serve": cmd_serve,
+        "migrate": cmd_migrate,
+        "check-config": cmd_check_config,
+        "verify-audit": cmd_verify_audit,
+        "dev-pki": cmd_dev_pki,
+    }
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""JSON handlers: parse → one service call → serialise."""

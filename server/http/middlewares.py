@@ -1,0 +1,178 @@
+"""Request id, error mapping, security headers, authentication, CSRF — in that order.
+
+The error middleware is the one place where a :class:`~server.errors.DomainError` becomes
+``application/problem+json`` (RFC 9457, with a stable ``reason``) or, for a browser, a
+readable HTML page. Logs carry the request id, method, route and status — never content,
+cookies, headers or certificates (R9.5).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from ..errors import AuthenticationRequired, CsrfRejected, DomainError
+from .client_auth import client_certificate, peer_address
+from .context import PRINCIPAL, REQUEST_ID, SESSION_COOKIE, Principal, services
+
+log = logging.getLogger("vep.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Routes that answer without a certificate (monitoring, static assets).
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/static/")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PROBLEM_JSON = "application/problem+json"
+
+
+def wants_html(request: web.Request) -> bool:
+    if request.path.startswith("/api/"):
+        return False
+    accept = request.headers.get("Accept", "")
+    return "text/html" in accept
+
+
+def _problem_response(request: web.Request, error: DomainError) -> web.Response:
+    body = error.problem()
+    body["instance"] = request.get(REQUEST_ID)
+    if wants_html(request):
+        response = aiohttp_jinja2.render_template(
+            "error.html", request, {"problem": body}, status=error.status
+        )
+    else:
+        response = web.json_response(body, status=error.status, content_type=PROBLEM_JSON)
+    if error.status == 401 and error.reason.startswith("session_"):
+        response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,
+                            samesite="Strict")
+    return response
+
+
+def _http_problem(exc: web.HTTPException) -> DomainError:
+    reason = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        exc.status, "http_error"
+    )
+    error = DomainError(exc.reason or "Error")
+    error.status, error.reason, error.title = exc.status, reason, exc.reason or "Error"
+    return error
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[REQUEST_ID] = secrets.token_hex(8)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        log.info(
+            "request",
+            extra={
+                "request_id": request[REQUEST_ID],
+                "method": request.method,
+                "route": request.match_info.route.resource.canonical
+                if request.match_info.route.resource
+                else None,
+                "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return _problem_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _problem_response(request, _http_problem(exc))
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
+        error = DomainError("An internal error occurred; the request changed nothing.")
+        error.status, error.reason, error.title = 500, "internal_error", "Internal error"
+        return _problem_response(request, error)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    headers = response.headers
+    headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    )
+    if not request.path.startswith("/static/"):
+        headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """R1.1/R1.3: every request but health is authenticated by its client certificate."""
+    if request.path.startswith(PUBLIC_PREFIXES):
+        return await handler(request)
+    svc = services(request)
+    der = client_certificate(request, svc.settings.trusted_proxies)
+    if der is None:
+        raise AuthenticationRequired(
+            "A qualified certificate is required: present your smart card certificate."
+        )
+    peer = peer_address(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        session = await svc.sessions.resume(token, der, peer)
+        request[PRINCIPAL] = Principal(session.check, session, peer)
+    else:
+        check = await svc.authenticator.authenticate(der, peer)
+        request[PRINCIPAL] = Principal(check, None, peer)
+    return await handler(request)
+
+
+@web.middleware
+async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """R1.6: a client certificate is an ambient credential, like a cookie.
+
+    So every state-changing request must prove it comes from our own pages or from a
+    program: a browser's cross-site request (``Sec-Fetch-Site``/``Origin`` of another
+    site) is refused, and a request made in a browser session must echo the session's
+    CSRF token (``X-CSRF-Token`` header or ``csrf_token`` form field).
+    """
+    if request.method not in UNSAFE_METHODS or request.path.startswith(PUBLIC_PREFIXES):
+        return await handler(request)
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        raise CsrfRejected("Cross-site requests cannot change anything here.")
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise CsrfRejected("Cross-origin requests cannot change anything here.")
+    principal: Principal | None = request.get(PRINCIPAL)
+    if principal is not None and principal.session is not None:
+        sent = request.headers.get("X-CSRF-Token")
+        if sent is None and request.content_type == "application/x-www-form-urlencoded":
+            form: Any = await request.post()
+            sent = form.get("csrf_token")
+        if not isinstance(sent, str) or not secrets.compare_digest(
+            sent, principal.session.row.csrf_token
+        ):
+            raise CsrfRejected("The form is missing its CSRF token; reload the page.")
+    return await handler(request)
+
+
+MIDDLEWARES = [request_context, errors, security_headers, authenticate, csrf]

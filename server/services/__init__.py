@@ -1,0 +1,1 @@
+"""Domain rules. No aiohttp imports here: handlers call these, these call the stores."""

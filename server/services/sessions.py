@@ -1,0 +1,102 @@
+"""Browser sessions bound to the client certificate (R1.3, R1.6).
+
+The cookie value is a random token; only its SHA-256 is stored. A session is usable only
+with the certificate it was opened with, ends after 30 minutes idle or on logout, and its
+certificate is checked again once the revalidation interval has passed: a certificate
+revoked meanwhile ends the session (and every other open session of that certificate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ..clock import Clock
+from ..errors import CertificateRefused, SessionEnded
+from ..store.audit import AuditStore
+from ..store.sessions import SessionRow, SessionStore
+from ..trust.validation import CertificateCheck
+from .authentication import Authenticator, fingerprint
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("ascii", "replace")).digest()
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    token: str | None  # set only when the session was just started (to send the cookie)
+    row: SessionRow
+    check: CertificateCheck
+
+
+class SessionService:
+    def __init__(
+        self,
+        store: SessionStore,
+        audit: AuditStore,
+        authenticator: Authenticator,
+        clock: Clock,
+        idle: timedelta,
+    ) -> None:
+        self._store = store
+        self._audit = audit
+        self._auth = authenticator
+        self._clock = clock
+        self._idle = idle
+
+    async def start(self, check: CertificateCheck, peer: str | None) -> OpenSession:
+        token = secrets.token_urlsafe(32)
+        now = self._clock.now()
+        row = await self._store.create(
+            token_hash(token),
+            check.facts.person_id,
+            check.facts.fingerprint,
+            secrets.token_urlsafe(32),
+            now,
+        )
+        await self._audit.append(
+            now, check.facts.person_id, "session.start", "success",
+            {"fingerprint": check.facts.fingerprint, "peer": peer, "loa": check.loa.value},
+        )
+        return OpenSession(token, row, check)
+
+    async def resume(self, token: str, certificate_der: bytes, peer: str | None) -> OpenSession:
+        """The open session of this cookie, revalidated when due; raises when it is over."""
+        digest = token_hash(token)
+        row = await self._store.get(digest)
+        if row is None or row.ended_at is not None:
+            raise SessionEnded("The session has ended; start a new one.", "session_ended")
+        now = self._clock.now()
+        if row.cert_fingerprint != fingerprint(certificate_der):
+            await self._end(row, "certificate_mismatch")
+            raise SessionEnded(
+                "The session belongs to another certificate.", "session_certificate_mismatch"
+            )
+        if now - row.last_seen_at >= self._idle:
+            await self._end(row, "idle")
+            raise SessionEnded("The session ended after 30 minutes without activity.",
+                               "session_expired")
+        due = now - row.validated_at >= self._auth.revalidation
+        try:
+            check = await self._auth.authenticate(certificate_der, peer, force=due)
+        except CertificateRefused as exc:
+            await self._end(row, exc.reason)
+            if exc.reason == "revoked":
+                await self._store.end_all_for_certificate(row.cert_fingerprint, now, "revoked")
+            raise
+        await self._store.touch(digest, now, check.checked_at if due else row.validated_at)
+        return OpenSession(None, row, check)
+
+    async def logout(self, row: SessionRow) -> None:
+        await self._end(row, "logout")
+
+    async def _end(self, row: SessionRow, reason: str) -> None:
+        now = self._clock.now()
+        if await self._store.end(row.token_hash, now, reason):
+            await self._audit.append(
+                now, row.person_id, "session.end", "info",
+                {"reason": reason, "fingerprint": row.cert_fingerprint},
+            )

@@ -1,0 +1,250 @@
+"""Typed, frozen settings read once from a TOML file (``VEP_CONFIG``) and ``VEP_*`` variables.
+
+The only module that reads the process environment. An unknown key or a bad value stops
+the start with a :class:`SettingsError` that names the key, so a typo in production is a
+refusal to start rather than a silently ignored security option (R1.1, R1.7).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+RevocationPolicy = Literal["require", "soft-fail"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ENV_PREFIX = "VEP_"
+CONFIG_VARIABLE = "VEP_CONFIG"
+
+
+class SettingsError(ValueError):
+    """A setting is unknown, missing or malformed; ``key`` names it as the user wrote it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"setting {key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8443
+    data_dir: Path = Path(".data")
+    tls: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: PEM files or directories of anchors (``:``-separated in the environment).
+    trust_anchors: tuple[Path, ...] = ()
+    #: Trust the development PKI in ``<data_dir>/pki`` (root + qualified CA) and use its
+    #: TLS server certificate by default. Off in production.
+    dev_pki: bool = True
+    revocation: RevocationPolicy = "require"
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    #: R1.3: a certificate check is reused for at most this long.
+    revalidation_seconds: int = 900
+    #: R1.6: a browser session ends after this much inactivity.
+    session_idle_seconds: int = 1800
+    #: Bound on the per-node cache of certificate checks (entries).
+    check_cache_size: int = 10_000
+    log_level: str = "INFO"
+    #: Timeout for one OCSP/CRL/AIA fetch, seconds.
+    fetch_timeout_seconds: float = 10.0
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    @property
+    def effective_tls_cert(self) -> Path | None:
+        if self.tls_cert is not None:
+            return self.tls_cert
+        return self.pki_dir / "tls-server.chain.pem" if self.dev_pki else None
+
+    @property
+    def effective_tls_key(self) -> Path | None:
+        if self.tls_key is not None:
+            return self.tls_key
+        return self.pki_dir / "tls-server.key" if self.dev_pki else None
+
+    @property
+    def anchor_paths(self) -> tuple[Path, ...]:
+        dev = (self.pki_dir / "root-ca.pem",) if self.dev_pki else ()
+        return dev + self.trust_anchors
+
+    @property
+    def intermediate_paths(self) -> tuple[Path, ...]:
+        return (self.pki_dir / "qualified-ca.pem",) if self.dev_pki else ()
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(key, f"expected on or off, got {value!r}")
+
+
+def _int(key: str, value: Any, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(key, f"expected an integer, got {value!r}") from None
+    if number < minimum:
+        raise SettingsError(key, f"must be at least {minimum}, got {number}")
+    return number
+
+
+def _float(key: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(key, f"expected a number, got {value!r}") from None
+    if number <= 0:
+        raise SettingsError(key, f"must be positive, got {number}")
+    return number
+
+
+def _listen(key: str, value: Any) -> tuple[str, int]:
+    text = str(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise SettingsError(key, f"expected host:port, got {text!r}")
+    host = host.strip("[]")
+    port_number = _int(key, port, minimum=1)
+    if port_number > 65535:
+        raise SettingsError(key, f"port out of range: {port_number}")
+    return host, port_number
+
+
+def _paths(key: str, value: Any) -> tuple[Path, ...]:
+    items = value if isinstance(value, list) else str(value).split(":")
+    paths = tuple(Path(str(item)) for item in items if str(item).strip())
+    for path in paths:
+        if not path.exists():
+            raise SettingsError(key, f"no such file or directory: {path}")
+    return paths
+
+
+def _networks(key: str, value: Any) -> tuple[IPNetwork, ...]:
+    items = value if isinstance(value, list) else str(value).replace(",", " ").split()
+    try:
+        return tuple(ipaddress.ip_network(str(item), strict=False) for item in items)
+    except ValueError as exc:
+        raise SettingsError(key, f"bad CIDR: {exc}") from None
+
+
+def _revocation(key: str, value: Any) -> RevocationPolicy:
+    if value == "require":
+        return "require"
+    if value == "soft-fail":
+        return "soft-fail"
+    raise SettingsError(key, f"expected require or soft-fail, got {value!r}")
+
+
+def _log_level(key: str, value: Any) -> str:
+    text = str(value).upper()
+    if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(key, f"expected DEBUG, INFO, WARNING or ERROR, got {value!r}")
+    return text
+
+
+def _existing_file(key: str, value: Any) -> Path:
+    path = Path(str(value))
+    if not path.is_file():
+        raise SettingsError(key, f"no such file: {path}")
+    return path
+
+
+def _text(key: str, value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise SettingsError(key, "must not be empty")
+    return text
+
+
+#: key → parser returning {field: value}
+_PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
+    "database_url": lambda k, v: {"database_url": _text(k, v)},
+    "listen": lambda k, v: dict(zip(("listen_host", "listen_port"), _listen(k, v), strict=True)),
+    "data_dir": lambda k, v: {"data_dir": Path(_text(k, v))},
+    "tls": lambda k, v: {"tls": _bool(k, v)},
+    "tls_cert": lambda k, v: {"tls_cert": _existing_file(k, v)},
+    "tls_key": lambda k, v: {"tls_key": _existing_file(k, v)},
+    "trust_anchors": lambda k, v: {"trust_anchors": _paths(k, v)},
+    "dev_pki": lambda k, v: {"dev_pki": _bool(k, v)},
+    "revocation": lambda k, v: {"revocation": _revocation(k, v)},
+    "trusted_proxies": lambda k, v: {"trusted_proxies": _networks(k, v)},
+    "revalidation_seconds": lambda k, v: {"revalidation_seconds": _int(k, v, 1)},
+    "session_idle_seconds": lambda k, v: {"session_idle_seconds": _int(k, v, 1)},
+    "check_cache_size": lambda k, v: {"check_cache_size": _int(k, v, 1)},
+    "log_level": lambda k, v: {"log_level": _log_level(k, v)},
+    "fetch_timeout_seconds": lambda k, v: {"fetch_timeout_seconds": _float(k, v)},
+}
+_FIELDS = {f.name for f in fields(Settings)}
+
+
+def load(toml_text: str | None, environ: Mapping[str, str], config_name: str = "") -> Settings:
+    """Build settings from TOML text (may be None) overlaid with ``VEP_*`` variables."""
+    values: dict[str, Any] = {}
+    if toml_text is not None:
+        try:
+            document = tomllib.loads(toml_text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(config_name or CONFIG_VARIABLE, f"bad TOML: {exc}") from None
+        for key, raw in document.items():
+            if key not in _PARSERS:
+                raise SettingsError(key, f"unknown key in {config_name or 'config file'}")
+            values.update(_PARSERS[key](key, raw))
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_VARIABLE:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in _PARSERS:
+            raise SettingsError(name, "unknown VEP_ variable")
+        values.update(_PARSERS[key](name, raw))
+    if "database_url" not in values:
+        raise SettingsError("VEP_DATABASE_URL", "missing (or database_url in the config file)")
+    settings = Settings(**{k: v for k, v in values.items() if k in _FIELDS})
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    if not settings.tls and not settings.trusted_proxies:
+        raise SettingsError(
+            "VEP_TLS",
+            "off is allowed only behind a proxy: set VEP_TRUSTED_PROXIES (R1.7)",
+        )
+    if settings.tls and (settings.tls_cert is None) != (settings.tls_key is None):
+        raise SettingsError("VEP_TLS_CERT", "VEP_TLS_CERT and VEP_TLS_KEY go together")
+    if settings.tls and settings.effective_tls_cert is None:
+        raise SettingsError("VEP_TLS_CERT", "required when VEP_TLS=on and VEP_DEV_PKI=off")
+    if not settings.anchor_paths:
+        raise SettingsError("VEP_TRUST_ANCHORS", "no trust anchor: set it or VEP_DEV_PKI=on")
+
+
+def from_environment() -> Settings:
+    """Settings of this process: ``VEP_CONFIG`` (if set) overlaid with ``VEP_*``."""
+    environ = dict(os.environ)
+    config_path = environ.get(CONFIG_VARIABLE)
+    text = None
+    if config_path:
+        try:
+            text = Path(config_path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(CONFIG_VARIABLE, f"cannot read {config_path}: {exc}") from None
+    return load(text, environ, config_path or "")

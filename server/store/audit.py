@@ -1,0 +1,149 @@
+"""The audit trail (R9.1): append-only rows, each chained to the previous by SHA-256.
+
+``hash = SHA-256(prev_hash || canonical JSON of the record)``; the first record chains to
+32 zero bytes. Appends serialise on an advisory transaction lock so the chain has no forks
+even with several server nodes. Sealing each record with the provider's seal comes with the
+evidence issue; the chain already detects a changed, removed or inserted record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+AUDIT_LOCK = 0x5645_5002
+GENESIS = bytes(32)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    seq: int
+    occurred_at: datetime
+    actor: str | None
+    action: str
+    outcome: str
+    details: dict[str, Any]
+    prev_hash: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Result of :func:`verify`: how many records were checked and the first broken one."""
+
+    records: int
+    ok: bool
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+def record_hash(
+    prev_hash: bytes,
+    seq: int,
+    occurred_at: datetime,
+    actor: str | None,
+    action: str,
+    outcome: str,
+    details: dict[str, Any],
+) -> bytes:
+    canonical = json.dumps(
+        {
+            "seq": seq,
+            "occurred_at": occurred_at.isoformat(),
+            "actor": actor,
+            "action": action,
+            "outcome": outcome,
+            "details": details,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(prev_hash + canonical.encode("utf-8")).digest()
+
+
+class AuditStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def append(
+        self,
+        occurred_at: datetime,
+        actor: str | None,
+        action: str,
+        outcome: str,
+        details: dict[str, Any],
+        conn: asyncpg.Connection | None = None,
+    ) -> AuditEvent:
+        """Append one record; pass ``conn`` to make it part of the caller's transaction."""
+        if conn is not None:
+            return await self._append(conn, occurred_at, actor, action, outcome, details)
+        async with self._pool.acquire() as own, own.transaction():
+            return await self._append(own, occurred_at, actor, action, outcome, details)
+
+    async def _append(
+        self,
+        conn: asyncpg.Connection,
+        occurred_at: datetime,
+        actor: str | None,
+        action: str,
+        outcome: str,
+        details: dict[str, Any],
+    ) -> AuditEvent:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)
+        last = await conn.fetchrow("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        seq = (last["seq"] + 1) if last else 1
+        prev = bytes(last["hash"]) if last else GENESIS
+        digest = record_hash(prev, seq, occurred_at, actor, action, outcome, details)
+        await conn.execute(
+            """INSERT INTO audit_events
+                   (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            seq, occurred_at, actor, action, outcome, details, prev, digest,
+        )
+        return AuditEvent(seq, occurred_at, actor, action, outcome, details, prev, digest)
+
+    async def recent(self, limit: int = 50) -> list[AuditEvent]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM audit_events ORDER BY seq DESC LIMIT $1", limit
+        )
+        return [_event(r) for r in rows]
+
+    async def verify(self, batch: int = 5000) -> ChainReport:
+        """Walk the whole chain in order and recompute every hash."""
+        prev, expected_seq, count = GENESIS, 1, 0
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+            async for row in conn.cursor(
+                "SELECT * FROM audit_events ORDER BY seq", prefetch=batch
+            ):
+                event = _event(row)
+                if event.seq != expected_seq:
+                    return ChainReport(count, False, expected_seq, "record missing")
+                if event.prev_hash != prev:
+                    return ChainReport(count, False, event.seq, "prev_hash does not match")
+                digest = record_hash(
+                    prev, event.seq, event.occurred_at, event.actor,
+                    event.action, event.outcome, event.details,
+                )
+                if digest != event.hash:
+                    return ChainReport(count, False, event.seq, "record changed")
+                prev, expected_seq, count = event.hash, expected_seq + 1, count + 1
+        return ChainReport(count, True)
+
+
+def _event(row: asyncpg.Record) -> AuditEvent:
+    return AuditEvent(
+        seq=row["seq"],
+        occurred_at=row["occurred_at"],
+        actor=row["actor"],
+        action=row["action"],
+        outcome=row["outcome"],
+        details=row["details"],
+        prev_hash=bytes(row["prev_hash"]),
+        hash=bytes(row["hash"]),
+    )

@@ -1,0 +1,71 @@
+"""Browser sessions (R1.6). Only the SHA-256 of the cookie value is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    token_hash: bytes
+    person_id: str
+    cert_fingerprint: str
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+    validated_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+class SessionStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(
+        self, token_hash: bytes, person_id: str, fingerprint: str, csrf: str, at: datetime
+    ) -> SessionRow:
+        row = await self._pool.fetchrow(
+            """INSERT INTO sessions (token_hash, person_id, cert_fingerprint, csrf_token,
+                                     created_at, last_seen_at, validated_at)
+               VALUES ($1, $2, $3, $4, $5, $5, $5) RETURNING *""",
+            token_hash, person_id, fingerprint, csrf, at,
+        )
+        assert row is not None
+        return _session(row)
+
+    async def get(self, token_hash: bytes) -> SessionRow | None:
+        row = await self._pool.fetchrow("SELECT * FROM sessions WHERE token_hash = $1", token_hash)
+        return _session(row) if row else None
+
+    async def touch(self, token_hash: bytes, at: datetime, validated_at: datetime) -> None:
+        await self._pool.execute(
+            """UPDATE sessions SET last_seen_at = $2, validated_at = $3
+                WHERE token_hash = $1 AND ended_at IS NULL""",
+            token_hash, at, validated_at,
+        )
+
+    async def end(self, token_hash: bytes, at: datetime, reason: str) -> bool:
+        """End an open session; False when it was already ended."""
+        status = await self._pool.execute(
+            """UPDATE sessions SET ended_at = $2, end_reason = $3
+                WHERE token_hash = $1 AND ended_at IS NULL""",
+            token_hash, at, reason,
+        )
+        return status == "UPDATE 1"
+
+    async def end_all_for_certificate(self, fingerprint: str, at: datetime, reason: str) -> int:
+        """R1.3: a certificate found revoked ends every open session bound to it."""
+        status = await self._pool.execute(
+            """UPDATE sessions SET ended_at = $2, end_reason = $3
+                WHERE cert_fingerprint = $1 AND ended_at IS NULL""",
+            fingerprint, at, reason,
+        )
+        return int(status.split()[-1])
+
+
+def _session(row: asyncpg.Record) -> SessionRow:
+    return SessionRow(**{k: (bytes(v) if k == "token_hash" else v) for k, v in row.items()})

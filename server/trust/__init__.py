@@ -1,0 +1,1 @@
+"""X.509, CMS and time-stamp logic. No database, no HTTP server in here."""

@@ -1,0 +1,101 @@
+"""Real TLS servers and clients for the tests: the app on a real socket, clients with keys."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from server.app import create_app
+from server.clock import ManualClock
+from server.devpki.generate import DevPki
+from server.http.context import SERVICES
+from server.services.container import Services
+from server.settings import Settings
+from server.tls import client_context, server_context
+
+PERSONS = (
+    "qualified-qscd",
+    "qualified",
+    "non-qualified",
+    "revoked",
+    "expired",
+    "key-usage",
+    "untrusted",
+)
+
+
+def make_settings(dev_pki: DevPki, database_url: str, **overrides: Any) -> Settings:
+    base = Settings(
+        database_url=database_url,
+        listen_host="127.0.0.1",
+        listen_port=0,
+        data_dir=dev_pki.directory.parent,
+    )
+    return replace(base, **overrides)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: web.Application
+    clock: ManualClock
+    pki: DevPki
+
+    @property
+    def services(self) -> Services:
+        return self.app[SERVICES]
+
+    def client(self, identity: str | None = None, **kwargs: Any) -> aiohttp.ClientSession:
+        """A client presenting ``identity``'s certificate (or none), with a cookie jar."""
+        ssl_context: ssl.SSLContext | bool = False
+        if self.url.startswith("https"):
+            if identity is None:
+                ssl_context = client_context(self.pki.root)
+            else:
+                ssl_context = client_context(
+                    self.pki.root,
+                    self.pki.directory / f"{identity}.chain.pem",
+                    self.pki.key(identity),
+                )
+        return aiohttp.ClientSession(
+            base_url=self.url,
+            connector=aiohttp.TCPConnector(ssl=ssl_context, force_close=True),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            **kwargs,
+        )
+
+
+@asynccontextmanager
+async def running_server(
+    settings: Settings, pki: DevPki, clock: ManualClock | None = None
+) -> AsyncIterator[RunningServer]:
+    clock = clock or ManualClock()
+    app = create_app(settings, clock)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    ssl_context = server_context(settings) if settings.tls else None
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+    await site.start()
+    port = runner.addresses[0][1]
+    scheme = "https" if settings.tls else "http"
+    try:
+        yield RunningServer(f"{scheme}://127.0.0.1:{port}", app, clock, pki)
+    finally:
+        await runner.cleanup()
+
+
+def proxy_header(pki: DevPki, identity: str) -> dict[str, str]:
+    """What nginx sends for ``$ssl_client_escaped_cert``: the URL-encoded leaf PEM."""
+    return {"X-SSL-Client-Cert": quote(pki.cert(identity).read_text())}
+
+
+def pem_header(path: Path) -> dict[str, str]:
+    return {"X-SSL-Client-Cert": quote(path.read_text())}
