@@ -62,9 +62,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings()
-    print(f"vep: configuration ok (listen {settings.listen_host}:{settings.listen_port}, "
-          f"tls {'on' if settings.tls else 'off'}, revocation {settings.revocation}, "
-          f"{len(settings.anchor_paths)} anchor file(s))")
+    print(
+        f"vep: configuration ok (listen {settings.listen_host}:{settings.listen_port}, "
+        f"tls {'on' if settings.tls else 'off'}, revocation {settings.revocation}, "
+        f"{len(settings.anchor_paths)} anchor file(s))"
+    )
     return 0
 
 
@@ -83,8 +85,11 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
         if report.ok:
             print(f"vep: audit chain intact ({report.records} records)")
             return 0
-        print(f"vep: audit chain BROKEN at record {report.first_bad_seq}: {report.problem} "
-              f"({report.records} records verified before it)", file=sys.stderr)
+        print(
+            f"vep: audit chain BROKEN at record {report.first_bad_seq}: {report.problem} "
+            f"({report.records} records verified before it)",
+            file=sys.stderr,
+        )
         return 1
 
     return asyncio.run(run())
@@ -101,20 +106,26 @@ def cmd_dev_pki(args: argparse.Namespace) -> int:
             print(f"vep: development PKI already in {directory}")
             return 0
         pki = generate.generate(directory, url_prefix)
-        print(f"vep: development PKI written to {pki.directory} "
-              f"(persons as .pem/.key/.p12, PKCS#12 password 'vep'; service {url_prefix})")
+        print(
+            f"vep: development PKI written to {pki.directory} "
+            f"(persons as .pem/.key/.p12, PKCS#12 password 'vep'; service {url_prefix})"
+        )
         return 0
     from aiohttp import web
 
     from .devpki.service import build_app
 
-    pki = generate.load(directory)
-    if pki is None:
+    found = generate.load(directory)
+    if found is None:
         print(f"vep: no development PKI in {directory}; run 'vep dev-pki init'", file=sys.stderr)
         return 2
+    pki = found
     port = int(pki.url_prefix.rsplit(":", 1)[1])
     web.run_app(
-        build_app(pki), host="127.0.0.1", port=port, access_log=None,
+        build_app(pki),
+        host="127.0.0.1",
+        port=port,
+        access_log=None,
         print=lambda _: print(f"vep: dev PKI OCSP/CRL/TSA at {pki.url_prefix}", flush=True),
     )
     return 0

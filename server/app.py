@@ -57,18 +57,27 @@ def _resources(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def
             timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout_seconds)
             async with aiohttp.ClientSession(timeout=timeout) as http_client:
                 checker = CertificateChecker(
-                    anchors, intermediates, settings.revocation, http_client,
+                    anchors,
+                    intermediates,
+                    settings.revocation,
+                    http_client,
                     fetch_timeout=settings.fetch_timeout_seconds,
                 )
                 audit = AuditStore(pool)
                 persons = PersonStore(pool)
                 authenticator = Authenticator(
-                    checker, persons, audit, clock,
+                    checker,
+                    persons,
+                    audit,
+                    clock,
                     timedelta(seconds=settings.revalidation_seconds),
                     settings.check_cache_size,
                 )
                 sessions = SessionService(
-                    SessionStore(pool), audit, authenticator, clock,
+                    SessionStore(pool),
+                    audit,
+                    authenticator,
+                    clock,
                     timedelta(seconds=settings.session_idle_seconds),
                 )
                 app[SERVICES] = Services(

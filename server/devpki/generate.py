@@ -124,7 +124,7 @@ def _arch(cfg: CertomancerConfig, label: str) -> PKIArchitecture:
 def generate(directory: Path, url_prefix: str, config_path: Path = DEFAULT_CONFIG) -> DevPki:
     """Generate keys (when missing) and (re)issue every certificate into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
+    directory.chmod(0o700)
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     _ensure_keys(config, directory)
     cfg = load_config(config_path, directory, url_prefix)

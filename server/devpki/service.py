@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 from aiohttp import web
-from certomancer.integrations.aiohttp_animator import build_animator_app
 from asn1crypto import crl
+from certomancer.integrations.aiohttp_animator import build_animator_app
 from certomancer.registry import ArchLabel, CertLabel, PKIArchitecture
 from certomancer.registry.issued.general import RevocationStatus
 
@@ -64,12 +63,14 @@ def build_app(pki: DevPki) -> web.Application:
         cert_label = request.match_info["cert"]
         if ArchLabel(arch_label) not in archs:
             raise web.HTTPNotFound()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         since = _revocation_time(now)
         entries[f"{arch_label}/{cert_label}"] = since.isoformat()
         _apply(archs, {f"{arch_label}/{cert_label}": since.isoformat()})
         store.write_text(json.dumps(entries, indent=2), encoding="utf-8")
-        return web.json_response({"revoked": f"{arch_label}/{cert_label}", "since": since.isoformat()})
+        return web.json_response(
+            {"revoked": f"{arch_label}/{cert_label}", "since": since.isoformat()}
+        )
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -31,7 +31,7 @@ def services(request: web.Request) -> Services:
 
 
 def principal(request: web.Request) -> Principal:
-    value = request.get(PRINCIPAL)
+    value: Principal | None = request.get(PRINCIPAL)
     if value is None:
         raise RuntimeError("handler reached without authentication")
     return value

@@ -48,8 +48,7 @@ def _problem_response(request: web.Request, error: DomainError) -> web.Response:
     else:
         response = web.json_response(body, status=error.status, content_type=PROBLEM_JSON)
     if error.status == 401 and error.reason.startswith("session_"):
-        response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,
-                            samesite="Strict")
+        response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     return response
 
 

@@ -58,7 +58,10 @@ class SessionService:
             now,
         )
         await self._audit.append(
-            now, check.facts.person_id, "session.start", "success",
+            now,
+            check.facts.person_id,
+            "session.start",
+            "success",
             {"fingerprint": check.facts.fingerprint, "peer": peer, "loa": check.loa.value},
         )
         return OpenSession(token, row, check)
@@ -77,8 +80,9 @@ class SessionService:
             )
         if now - row.last_seen_at >= self._idle:
             await self._end(row, "idle")
-            raise SessionEnded("The session ended after 30 minutes without activity.",
-                               "session_expired")
+            raise SessionEnded(
+                "The session ended after 30 minutes without activity.", "session_expired"
+            )
         due = now - row.validated_at >= self._auth.revalidation
         try:
             check = await self._auth.authenticate(certificate_der, peer, force=due)
@@ -97,6 +101,9 @@ class SessionService:
         now = self._clock.now()
         if await self._store.end(row.token_hash, now, reason):
             await self._audit.append(
-                now, row.person_id, "session.end", "info",
+                now,
+                row.person_id,
+                "session.end",
+                "info",
                 {"reason": reason, "fingerprint": row.cert_fingerprint},
             )

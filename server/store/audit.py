@@ -12,9 +12,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
+
+if TYPE_CHECKING:
+    from .db import Connection
 
 AUDIT_LOCK = 0x5645_5002
 GENESIS = bytes(32)
@@ -78,7 +81,7 @@ class AuditStore:
         action: str,
         outcome: str,
         details: dict[str, Any],
-        conn: asyncpg.Connection | None = None,
+        conn: Connection | None = None,
     ) -> AuditEvent:
         """Append one record; pass ``conn`` to make it part of the caller's transaction."""
         if conn is not None:
@@ -88,7 +91,7 @@ class AuditStore:
 
     async def _append(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         occurred_at: datetime,
         actor: str | None,
         action: str,
@@ -104,7 +107,14 @@ class AuditStore:
             """INSERT INTO audit_events
                    (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            seq, occurred_at, actor, action, outcome, details, prev, digest,
+            seq,
+            occurred_at,
+            actor,
+            action,
+            outcome,
+            details,
+            prev,
+            digest,
         )
         return AuditEvent(seq, occurred_at, actor, action, outcome, details, prev, digest)
 
@@ -118,17 +128,20 @@ class AuditStore:
         """Walk the whole chain in order and recompute every hash."""
         prev, expected_seq, count = GENESIS, 1, 0
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-            async for row in conn.cursor(
-                "SELECT * FROM audit_events ORDER BY seq", prefetch=batch
-            ):
+            async for row in conn.cursor("SELECT * FROM audit_events ORDER BY seq", prefetch=batch):
                 event = _event(row)
                 if event.seq != expected_seq:
                     return ChainReport(count, False, expected_seq, "record missing")
                 if event.prev_hash != prev:
                     return ChainReport(count, False, event.seq, "prev_hash does not match")
                 digest = record_hash(
-                    prev, event.seq, event.occurred_at, event.actor,
-                    event.action, event.outcome, event.details,
+                    prev,
+                    event.seq,
+                    event.occurred_at,
+                    event.actor,
+                    event.action,
+                    event.outcome,
+                    event.details,
                 )
                 if digest != event.hash:
                     return ChainReport(count, False, event.seq, "record changed")

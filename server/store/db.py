@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+    #: A connection of our own or one borrowed from the pool.
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+
+
+async def _init_connection(conn: Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
             type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
@@ -22,10 +29,10 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncp
     return pool
 
 
-async def ping(pool: asyncpg.Pool, timeout: float = 2.0) -> bool:
-    """True when the database answers a trivial query within ``timeout`` seconds."""
+async def ping(pool: asyncpg.Pool, limit: float = 2.0) -> bool:
+    """True when the database answers a trivial query within ``limit`` seconds."""
     try:
-        async with pool.acquire(timeout=timeout) as conn:
-            return bool(await conn.fetchval("SELECT 1", timeout=timeout) == 1)
+        async with pool.acquire(timeout=limit) as conn:
+            return bool(await conn.fetchval("SELECT 1", timeout=limit) == 1)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return False

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import asyncpg
+if TYPE_CHECKING:
+    from .db import Connection
 
 #: Arbitrary but fixed: the advisory lock key for schema changes.
 MIGRATION_LOCK = 0x5645_5001
@@ -38,7 +40,7 @@ def available() -> list[Migration]:
     return found
 
 
-async def apply(conn: asyncpg.Connection) -> list[str]:
+async def apply(conn: Connection) -> list[str]:
     """Apply every pending migration; return the names applied."""
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)

@@ -47,7 +47,11 @@ class PersonStore:
                        surname = EXCLUDED.surname,
                        common_name = EXCLUDED.common_name,
                        last_seen_at = GREATEST(persons.last_seen_at, EXCLUDED.last_seen_at)""",
-                facts.person_id, facts.given_name, facts.surname, facts.common_name, at,
+                facts.person_id,
+                facts.given_name,
+                facts.surname,
+                facts.common_name,
+                at,
             )
             await conn.execute(
                 """INSERT INTO certificates
@@ -57,8 +61,16 @@ class PersonStore:
                    ON CONFLICT (fingerprint) DO UPDATE SET
                        last_checked_at = EXCLUDED.last_checked_at,
                        last_loa = EXCLUDED.last_loa""",
-                facts.fingerprint, facts.person_id, facts.issuer, facts.serial, facts.subject,
-                facts.not_before, facts.not_after, facts.der, at, loa,
+                facts.fingerprint,
+                facts.person_id,
+                facts.issuer,
+                facts.serial,
+                facts.subject,
+                facts.not_before,
+                facts.not_after,
+                facts.der,
+                at,
+                loa,
             )
 
     async def get(self, person_id: str) -> Person | None:

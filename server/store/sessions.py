@@ -32,7 +32,11 @@ class SessionStore:
             """INSERT INTO sessions (token_hash, person_id, cert_fingerprint, csrf_token,
                                      created_at, last_seen_at, validated_at)
                VALUES ($1, $2, $3, $4, $5, $5, $5) RETURNING *""",
-            token_hash, person_id, fingerprint, csrf, at,
+            token_hash,
+            person_id,
+            fingerprint,
+            csrf,
+            at,
         )
         assert row is not None
         return _session(row)
@@ -45,7 +49,9 @@ class SessionStore:
         await self._pool.execute(
             """UPDATE sessions SET last_seen_at = $2, validated_at = $3
                 WHERE token_hash = $1 AND ended_at IS NULL""",
-            token_hash, at, validated_at,
+            token_hash,
+            at,
+            validated_at,
         )
 
     async def end(self, token_hash: bytes, at: datetime, reason: str) -> bool:
@@ -53,7 +59,9 @@ class SessionStore:
         status = await self._pool.execute(
             """UPDATE sessions SET ended_at = $2, end_reason = $3
                 WHERE token_hash = $1 AND ended_at IS NULL""",
-            token_hash, at, reason,
+            token_hash,
+            at,
+            reason,
         )
         return status == "UPDATE 1"
 
@@ -62,10 +70,22 @@ class SessionStore:
         status = await self._pool.execute(
             """UPDATE sessions SET ended_at = $2, end_reason = $3
                 WHERE cert_fingerprint = $1 AND ended_at IS NULL""",
-            fingerprint, at, reason,
+            fingerprint,
+            at,
+            reason,
         )
         return int(status.split()[-1])
 
 
 def _session(row: asyncpg.Record) -> SessionRow:
-    return SessionRow(**{k: (bytes(v) if k == "token_hash" else v) for k, v in row.items()})
+    return SessionRow(
+        token_hash=bytes(row["token_hash"]),
+        person_id=row["person_id"],
+        cert_fingerprint=row["cert_fingerprint"],
+        csrf_token=row["csrf_token"],
+        created_at=row["created_at"],
+        last_seen_at=row["last_seen_at"],
+        validated_at=row["validated_at"],
+        ended_at=row["ended_at"],
+        end_reason=row["end_reason"],
+    )

@@ -15,7 +15,6 @@ Revocation policy (``VEP_REVOCATION``):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import aiohttp
 from asn1crypto import pem, x509
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
+from pyhanko_certvalidator.authority import AuthorityWithCert
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from pyhanko_certvalidator.path import ValidationPath
 from pyhanko_certvalidator.policy_decl import (
@@ -142,7 +142,8 @@ class CertificateChecker:
             path = await validator.async_validate_path()
         except cv_errors.PathBuildingError as exc:
             raise CertificateRefused(
-                "untrusted", "The certificate does not chain to a trusted qualified CA.",
+                "untrusted",
+                "The certificate does not chain to a trusted qualified CA.",
                 check=str(exc),
             ) from None
         except cv_errors.RevokedError as exc:
@@ -170,7 +171,7 @@ class CertificateChecker:
             raise CertificateRefused(
                 "untrusted", "The certificate path is not valid.", check=str(exc)
             ) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise CertificateRefused(
                 "revocation_unknown",
                 "The revocation service could not be reached.",
@@ -180,8 +181,7 @@ class CertificateChecker:
         if not facts.key_usage_ok:
             raise CertificateRefused(
                 "key_usage",
-                "The certificate's key usage allows neither digitalSignature "
-                "nor nonRepudiation.",
+                "The certificate's key usage allows neither digitalSignature nor nonRepudiation.",
                 key_usage=sorted(facts.key_usage),
             )
         if facts.loa is Loa.LOW:
@@ -205,9 +205,9 @@ class CertificateChecker:
 
 
 def _anchor_name(path: ValidationPath) -> str:
-    anchor_cert = path.trust_anchor.authority.certificate
-    if anchor_cert is not None:
-        return subject_dn(anchor_cert)
+    authority = path.trust_anchor.authority
+    if isinstance(authority, AuthorityWithCert):
+        return subject_dn(authority.certificate)
     return str(path.trust_anchor.authority.name.human_friendly)
 
 

@@ -110,7 +110,9 @@ async def test_r1_7_proxy_header_person_outcome(
 ) -> None:
     """Behind nginx (optional_no_ca) every certificate reaches the app and gets its reason."""
     settings = make_settings(
-        dev_pki, database_url, tls=False,
+        dev_pki,
+        database_url,
+        tls=False,
         trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
     )
     expected = EXPECTED.get(person, (403, "untrusted"))
@@ -125,7 +127,9 @@ async def test_r1_7_header_from_untrusted_address_is_ignored(
     """A forged X-SSL-Client-Cert from a peer outside VEP_TRUSTED_PROXIES → 401."""
     for tls in (False, True):
         settings = make_settings(
-            dev_pki, database_url, tls=tls,
+            dev_pki,
+            database_url,
+            tls=tls,
             trusted_proxies=(ipaddress.ip_network("192.0.2.0/24"),),
         )
         async with running_server(settings, dev_pki) as server, server.client(None) as client:
@@ -146,8 +150,10 @@ async def test_r1_7_proxy_without_header_is_401_and_garbage_is_403(
     async with running_server(settings, dev_pki) as server, server.client() as client:
         async with client.get("/api/v1/session") as response:
             assert response.status == 401
-        bad = {"X-SSL-Client-Cert": "-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20"
-               "CERTIFICATE-----"}
+        bad = {
+            "X-SSL-Client-Cert": "-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20"
+            "CERTIFICATE-----"
+        }
         async with client.get("/api/v1/session", headers=bad) as response:
             assert response.status == 403
             assert (await response.json(content_type=None))["reason"] == "malformed"

@@ -34,7 +34,12 @@ def session_json(check: CertificateCheck, csrf_token: str | None) -> dict[str, A
 def set_session_cookie(response: web.StreamResponse, token: str, max_age: int) -> None:
     # __Host- prefix: Secure, Path=/, no Domain — the browser enforces all three.
     response.set_cookie(
-        SESSION_COOKIE, token, path="/", secure=True, httponly=True, samesite="Strict",
+        SESSION_COOKIE,
+        token,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="Strict",
         max_age=max_age,
     )
 
@@ -57,12 +62,12 @@ async def get_session(request: web.Request) -> web.Response:
     return response
 
 
-async def logout(request: web.Request) -> web.StreamResponse:
+async def logout(request: web.Request) -> web.Response:
     who = principal(request)
     if who.session is not None:
         await services(request).sessions.logout(who.session.row)
     if "text/html" in request.headers.get("Accept", ""):
-        response: web.StreamResponse = web.HTTPSeeOther("/logged-out")
+        response = web.Response(status=303, headers={"Location": "/logged-out"})
     else:
         response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")

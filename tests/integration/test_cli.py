@@ -1,0 +1,136 @@
+"""The ``vep`` command as an operator runs it: a bad setting stops the start naming the key;
+``vep serve`` answers curl with a PKCS#12 identity (the issue's "done when")."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, PkiService, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEP_")}
+    env.update(extra)
+    return env
+
+
+def _vep(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("VEP_REVOCATION", "sometimes"), ("VEP_LISTEN", "nowhere"), ("VEP_TLS", "off")],
+)
+def test_bad_setting_stops_serve_naming_the_key(
+    variable: str, value: str, database_url: str
+) -> None:
+    result = _vep("serve", env=_env(VEP_DATABASE_URL=database_url, **{variable: value}))
+    assert result.returncode == 2
+    assert variable in result.stderr
+    assert "serving" not in result.stdout
+
+
+def test_unknown_key_in_config_file_stops_the_start(tmp_path, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "vep.toml"
+    config.write_text('revocation = "require"\nlisten_adress = "127.0.0.1:1"\n')
+    result = _vep("check-config", env=_env(VEP_DATABASE_URL=database_url, VEP_CONFIG=str(config)))
+    assert result.returncode == 2
+    assert "listen_adress" in result.stderr
+
+
+def _curl(pki_dir, port: int, identity: str) -> tuple[int, dict[str, object]]:  # type: ignore[no-untyped-def]
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+            str(pki_dir / "root-ca.pem"),
+            "--cert-type",
+            "P12",
+            "--cert",
+            f"{pki_dir / (identity + '.p12')}:vep",
+            f"https://127.0.0.1:{port}/api/v1/session",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    body, _, status = out.stdout.rpartition("\n")
+    return int(status), json.loads(body)
+
+
+def test_serve_answers_curl_with_pkcs12_identities(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    port = free_port()
+    env = _env(
+        VEP_DATABASE_URL=database_url,
+        VEP_DATA_DIR=str(dev_pki.directory.parent),
+        VEP_LISTEN=f"127.0.0.1:{port}",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert f"serving https://127.0.0.1:{port}" in line
+        status, body = _curl(dev_pki.directory, port, "qualified-qscd")
+        assert (status, body["loa"]) == (200, "high")
+        status, body = _curl(dev_pki.directory, port, "non-qualified")
+        assert (status, body["reason"]) == (403, "not_qualified")
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=20)
+    assert server.returncode == 0
+    # structured logs: JSON lines, and no certificate or cookie material in them
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any(entry.get("route") == "/api/v1/session" for entry in lines)
+    assert "BEGIN CERTIFICATE" not in stderr and "vep_session" not in stderr
+
+    audit = _vep("verify-audit", env=env)
+    assert audit.returncode == 0, audit.stderr
+    assert "intact (3 records)" in audit.stdout  # a success, its session start, a refusal
+
+
+def test_migrate_command_is_idempotent(database_url: str) -> None:
+    result = _vep("migrate", env=_env(VEP_DATABASE_URL=database_url))
+    assert result.returncode == 0
+    assert "nothing (up to date)" in result.stdout
+
+
+def test_serve_refuses_to_start_without_database(dev_pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = _env(
+        VEP_DATABASE_URL=f"postgresql://nobody@/none?host={tmp_path}",
+        VEP_DATA_DIR=str(dev_pki.directory.parent),
+        VEP_LISTEN=f"127.0.0.1:{free_port()}",
+    )
+    started = time.monotonic()
+    result = _vep("serve", env=env, timeout=60)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 60

@@ -1,0 +1,165 @@
+"""R1.3 and R1.6: browser sessions bound to the certificate, idle timeout, logout, CSRF,
+and revalidation that ends a session whose certificate was revoked meanwhile."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from yarl import URL
+
+from server.http.context import SESSION_COOKIE
+from tests.conftest import PkiService
+from tests.support import RunningServer, make_settings, running_server
+
+pytestmark = pytest.mark.integration
+
+
+async def _login(server: RunningServer, client) -> dict:  # type: ignore[no-untyped-def]
+    async with client.get("/api/v1/session") as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def test_r1_6_cookie_is_secure_httponly_strict(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server, server.client("qualified") as client:
+        async with client.get("/api/v1/session") as response:
+            cookie = response.cookies[SESSION_COOKIE]
+    assert cookie["secure"] is True
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Strict"
+    assert cookie["path"] == "/"
+    assert cookie["domain"] == ""
+
+
+async def test_r1_6_idle_timeout_at_30_minutes(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server, server.client("qualified") as client:
+        first = await _login(server, client)
+        server.clock.advance(timedelta(minutes=29, seconds=59))
+        second = await _login(server, client)  # still the same session: activity refreshes it
+        assert second["csrf_token"] == first["csrf_token"]
+        server.clock.advance(timedelta(minutes=30))
+        async with client.get("/api/v1/session") as response:
+            assert response.status == 401
+            assert (await response.json(content_type=None))["reason"] == "session_expired"
+        # the cookie was cleared: the next request starts a fresh session (a new login)
+        third = await _login(server, client)
+        assert third["csrf_token"] != first["csrf_token"]
+        reasons = await server.services.pool.fetch(
+            "SELECT end_reason FROM sessions WHERE ended_at IS NOT NULL"
+        )
+    assert [r["end_reason"] for r in reasons] == ["idle"]
+
+
+async def test_r1_6_logout_needs_csrf_token_and_ends_the_session(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server, server.client("qualified") as client:
+        me = await _login(server, client)
+        async with client.post("/logout") as response:
+            assert response.status == 403
+            assert (await response.json(content_type=None))["reason"] == "csrf"
+        async with client.post("/logout", headers={"X-CSRF-Token": "wrong"}) as response:
+            assert response.status == 403
+        # still logged in after the refused attempts
+        assert (await _login(server, client))["csrf_token"] == me["csrf_token"]
+        token = client.cookie_jar.filter_cookies(URL(server.url))[SESSION_COOKIE].value
+        async with client.post("/logout", headers={"X-CSRF-Token": me["csrf_token"]}) as r:
+            assert r.status == 204
+        # a replay of the old cookie is refused
+        client.cookie_jar.update_cookies({SESSION_COOKIE: token})
+        async with client.get("/api/v1/session") as response:
+            assert response.status == 401
+            assert (await response.json(content_type=None))["reason"] == "session_ended"
+        actions = await server.services.pool.fetch(
+            "SELECT action, details FROM audit_events WHERE action LIKE 'session.%' ORDER BY seq"
+        )
+    assert [a["action"] for a in actions] == ["session.start", "session.end"]
+    assert actions[1]["details"]["reason"] == "logout"
+
+
+async def test_r1_6_html_logout_form_posts_csrf_field(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server, server.client("qualified-qscd") as c:
+        async with c.get("/", headers={"Accept": "text/html"}) as response:
+            page = await response.text()
+            assert response.status == 200
+            assert 'id="loa">high<' in page
+        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        async with c.post(
+            "/logout",
+            data={"csrf_token": token},
+            headers={"Accept": "text/html"},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 303
+            assert response.headers["Location"] == "/logged-out"
+
+
+async def test_r1_6_cross_site_post_is_refused_even_without_session(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server, server.client("qualified") as client:
+        async with client.post("/logout", headers={"Sec-Fetch-Site": "cross-site"}) as response:
+            assert response.status == 403
+            assert (await response.json(content_type=None))["reason"] == "csrf"
+        headers = {"Origin": "https://evil.example"}
+        async with client.post("/logout", headers=headers) as response:
+            assert response.status == 403
+
+
+async def test_r1_6_session_cookie_is_bound_to_its_certificate(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server:
+        async with server.client("qualified-qscd") as alice:
+            await _login(server, alice)
+            stolen = alice.cookie_jar.filter_cookies(URL(server.url))[SESSION_COOKIE].value
+        async with server.client("qualified") as bojan:
+            bojan.cookie_jar.update_cookies({SESSION_COOKIE: stolen})
+            async with bojan.get("/api/v1/session") as response:
+                assert response.status == 401
+                body = await response.json(content_type=None)
+                assert body["reason"] == "session_certificate_mismatch"
+        reason = await server.services.pool.fetchval("SELECT end_reason FROM sessions")
+    assert reason == "certificate_mismatch"
+
+
+async def test_r1_3_revoked_meanwhile_ends_session_at_revalidation(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """Revoke at the running OCSP/CRL service; the session ends at the next revalidation."""
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server, server.client("revocable") as client:
+        await _login(server, client)
+        pki_service.revoke("revocable")
+        server.clock.advance(timedelta(minutes=14, seconds=59))
+        # within the interval the check made at login stands (R1.3: checked per interval)
+        await _login(server, client)
+        server.clock.advance(timedelta(seconds=1))
+        async with client.get("/api/v1/session") as response:
+            assert response.status == 403
+            body = await response.json(content_type=None)
+            assert body["reason"] == "revoked"
+            assert body["revocation_reason"] == "key_compromise"
+        async with client.get("/api/v1/session") as response:
+            assert response.status == 401  # the session is over, the cookie was cleared
+        ended = await server.services.pool.fetchval(
+            "SELECT end_reason FROM sessions WHERE ended_at IS NOT NULL"
+        )
+        refusal = await server.services.pool.fetchrow(
+            "SELECT details FROM audit_events WHERE outcome = 'refused' ORDER BY seq LIMIT 1"
+        )
+    assert ended == "revoked"
+    assert refusal is not None and refusal["details"]["reason"] == "revoked"

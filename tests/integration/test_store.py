@@ -1,0 +1,118 @@
+"""Migrations on an empty database (house rule 3) and the audit hash chain (R9.1)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from server.store import migrate
+from server.store.audit import AuditStore
+from server.store.db import create_pool
+
+pytestmark = pytest.mark.integration
+
+TABLES = {"persons", "certificates", "sessions", "audit_events", "schema_migrations"}
+
+
+async def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        before = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+        assert before == 0
+        applied = await migrate.apply(conn)
+        assert applied == [m.name for m in migrate.available()]
+        tables = {
+            r["table_name"]
+            for r in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+        }
+        assert tables >= TABLES
+        assert await migrate.apply(conn) == []  # idempotent
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_migrations_serialise_on_the_advisory_lock(
+    empty_database_url: str,
+) -> None:
+    """Several nodes starting at once: each migration is applied exactly once."""
+    conns = [await asyncpg.connect(empty_database_url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(migrate.apply(c) for c in conns))
+        assert sorted(len(r) for r in results) == [0, 0, len(migrate.available())]
+        rows = await conns[0].fetchval("SELECT count(*) FROM schema_migrations")
+        assert rows == len(migrate.available())
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def _filled(database_url: str, count: int) -> tuple[asyncpg.Pool, AuditStore]:
+    pool = await create_pool(database_url)
+    store = AuditStore(pool)
+    for i in range(count):
+        await store.append(
+            datetime(2026, 11, 21, 12, 0, i, tzinfo=UTC),
+            f"p-{i}",
+            "auth.certificate",
+            "success",
+            {"n": i, "note": "žš"},
+        )
+    return pool, store
+
+
+async def test_r9_1_chain_verifies_and_concurrent_appends_do_not_fork(database_url: str) -> None:
+    pool, store = await _filled(database_url, 3)
+    try:
+        now = datetime.now(UTC)
+        await asyncio.gather(*(store.append(now, None, "x", "info", {"i": i}) for i in range(20)))
+        report = await store.verify()
+        assert report.ok and report.records == 23
+    finally:
+        await pool.close()
+
+
+async def test_r9_1_audit_rows_cannot_be_updated_or_deleted(database_url: str) -> None:
+    pool, _ = await _filled(database_url, 2)
+    try:
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await pool.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 1")
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await pool.execute("DELETE FROM audit_events WHERE seq = 2")
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await pool.execute("TRUNCATE audit_events")
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "bad_seq", "problem"),
+    [
+        ("UPDATE audit_events SET details = '{\"n\": 9}' WHERE seq = 2", 2, "record changed"),
+        ("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3", 3, "record changed"),
+        ("DELETE FROM audit_events WHERE seq = 2", 2, "record missing"),
+        ("DELETE FROM audit_events WHERE seq = 4", 4, "record missing"),
+    ],
+)
+async def test_r9_1_tampering_by_the_owner_is_detected(
+    database_url: str, tamper: str, bad_seq: int, problem: str
+) -> None:
+    """Even the database owner, who can switch the trigger off, cannot hide a change."""
+    pool, store = await _filled(database_url, 5)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+            await conn.execute(tamper)
+            await conn.execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
+        report = await store.verify()
+        assert not report.ok
+        assert report.first_bad_seq == bad_seq
+        assert report.problem == problem
+    finally:
+        await pool.close()
