@@ -61,7 +61,7 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield dsn
     finally:
-        subprocess.run([str(script), "stop", str(data_dir)], check=False, capture_output=True)
+        subprocess.run([str(script), "destroy", str(data_dir)], check=False, capture_output=True)
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -99,3 +99,18 @@ def proxy_header(pki: DevPki, identity: str) -> dict[str, str]:
 
 def pem_header(path: Path) -> dict[str, str]:
     return {"X-SSL-Client-Cert": quote(path.read_text())}
+
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "api"
+
+
+def assert_schema(name: str, body: object) -> None:
+    """The body matches the published JSON Schema ``schemas/api/<name>.schema.json``."""
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(body), key=str)
+    assert not errors, [e.message for e in errors]

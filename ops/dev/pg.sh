@@ -3,6 +3,7 @@
 #
 #   ops/dev/pg.sh start [DATA_DIR]   init (when missing) and start; prints the DSN last
 #   ops/dev/pg.sh stop  [DATA_DIR]   stop it (fast shutdown)
+#   ops/dev/pg.sh destroy [DATA_DIR] stop it and delete the cluster (tests use this)
 #   ops/dev/pg.sh url   [DATA_DIR]   print the DSN
 #   ops/dev/pg.sh status [DATA_DIR]
 #
@@ -73,6 +74,12 @@ case "$action" in
       as_owner "$bindir/pg_ctl" -D "$cluster" -m fast -w stop >/dev/null
     fi
     ;;
+  destroy)
+    if [ -f "$cluster/PG_VERSION" ] && running; then
+      as_owner "$bindir/pg_ctl" -D "$cluster" -m immediate -w stop >/dev/null
+    fi
+    rm -rf "$root" "$data_dir/pg-cluster"
+    ;;
   url)
     echo "$dsn"
     ;;
@@ -80,7 +87,7 @@ case "$action" in
     if running; then echo "running: $dsn"; else echo "stopped"; exit 3; fi
     ;;
   *)
-    echo "usage: $0 start|stop|url|status [DATA_DIR]" >&2
+    echo "usage: $0 start|stop|destroy|url|status [DATA_DIR]" >&2
     exit 2
     ;;
 esac

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
@@ -12,6 +13,9 @@ if TYPE_CHECKING:
 
     #: A connection of our own or one borrowed from the pool.
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+
+
+log = logging.getLogger(__name__)
 
 
 async def _init_connection(conn: Connection) -> None:
@@ -34,5 +38,6 @@ async def ping(pool: asyncpg.Pool, limit: float = 2.0) -> bool:
     try:
         async with pool.acquire(timeout=limit) as conn:
             return bool(await conn.fetchval("SELECT 1", timeout=limit) == 1)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except Exception as exc:  # any failure means "not ready"; a probe must never 500
+        log.warning("database ping failed", extra={"error": type(exc).__name__})
         return False

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import PkiService
-from tests.support import make_settings, proxy_header, running_server
+from tests.support import assert_schema, make_settings, proxy_header, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +38,7 @@ async def test_r1_1_direct_tls_person_outcome(
         async with client.get("/api/v1/session") as response:
             body = await response.json(content_type=None)
             assert _outcome(response.status, body) == EXPECTED[person]
+            assert_schema("session" if response.status == 200 else "problem", body)
             if response.status == 403:
                 assert response.content_type == "application/problem+json"
                 assert body["detail"]
@@ -61,6 +62,7 @@ async def test_r1_1_session_body_for_qscd_person(
         async with c.get("/api/v1/session") as response:
             assert response.status == 200
             body = await response.json()
+    assert_schema("session", body)
     assert body["given_name"] == "Ana"
     assert body["surname"] == "Novak"
     assert body["qualified"] is True and body["qscd"] is True
@@ -96,7 +98,9 @@ async def test_r1_1_no_certificate_is_401(
         async with client.get("/api/v1/session") as response:
             assert response.status == 401
             assert response.content_type == "application/problem+json"
-            assert (await response.json(content_type=None))["reason"] == "certificate_required"
+            problem = await response.json(content_type=None)
+            assert problem["reason"] == "certificate_required"
+            assert_schema("problem", problem)
         async with client.get("/", headers={"Accept": "text/html"}) as response:
             assert response.status == 401
             page = await response.text()
