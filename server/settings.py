@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -56,6 +57,27 @@ class Settings:
     log_level: str = "INFO"
     #: Timeout for one OCSP/CRL/AIA fetch, seconds.
     fetch_timeout_seconds: float = 10.0
+    #: R2.1: mailbox addresses are ``local@mail_domain``.
+    mail_domain: str = "vep.si"
+    #: R5.4: notifications go out through this SMTP server (aiosmtplib).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_sender: str = "VEP <noreply@vep.si>"
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    #: How often the outbox worker looks for due notifications.
+    outbox_poll_seconds: float = 2.0
+    #: Give up on a notification after this many tries (backoff doubles from 30 s).
+    outbox_max_attempts: int = 12
+    #: R4.3: directory lookups per person per hour.
+    directory_lookups_per_hour: int = 60
+    #: R2.2: offline fixture of the business register (entities and representatives);
+    #: None = the fixture shipped with the package.
+    business_register: Path | None = None
+    #: R2.1: the version of the terms and price list a contract refers to.
+    terms_version: str = "2026-11"
+    #: A TrueType font with the Slovenian letters for contract PDFs.
+    contract_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -124,10 +146,7 @@ def _listen(key: str, value: Any) -> tuple[str, int]:
     if not sep or not host:
         raise SettingsError(key, f"expected host:port, got {text!r}")
     host = host.strip("[]")
-    port_number = _int(key, port, minimum=1)
-    if port_number > 65535:
-        raise SettingsError(key, f"port out of range: {port_number}")
-    return host, port_number
+    return host, _port(key, port)
 
 
 def _paths(key: str, value: Any) -> tuple[Path, ...]:
@@ -169,6 +188,23 @@ def _existing_file(key: str, value: Any) -> Path:
     return path
 
 
+def _port(key: str, value: Any) -> int:
+    port = _int(key, value, minimum=1)
+    if port > 65535:
+        raise SettingsError(key, f"port out of range: {port}")
+    return port
+
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _domain(key: str, value: Any) -> str:
+    text = str(value).strip().lower()
+    if not _DOMAIN.match(text):
+        raise SettingsError(key, f"not a domain name: {value!r}")
+    return text
+
+
 def _text(key: str, value: Any) -> str:
     text = str(value).strip()
     if not text:
@@ -193,6 +229,18 @@ _PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "check_cache_size": lambda k, v: {"check_cache_size": _int(k, v, 1)},
     "log_level": lambda k, v: {"log_level": _log_level(k, v)},
     "fetch_timeout_seconds": lambda k, v: {"fetch_timeout_seconds": _float(k, v)},
+    "mail_domain": lambda k, v: {"mail_domain": _domain(k, v)},
+    "smtp_host": lambda k, v: {"smtp_host": _text(k, v)},
+    "smtp_port": lambda k, v: {"smtp_port": _port(k, v)},
+    "smtp_sender": lambda k, v: {"smtp_sender": _text(k, v)},
+    "smtp_starttls": lambda k, v: {"smtp_starttls": _bool(k, v)},
+    "smtp_timeout_seconds": lambda k, v: {"smtp_timeout_seconds": _float(k, v)},
+    "outbox_poll_seconds": lambda k, v: {"outbox_poll_seconds": _float(k, v)},
+    "outbox_max_attempts": lambda k, v: {"outbox_max_attempts": _int(k, v, 1)},
+    "directory_lookups_per_hour": lambda k, v: {"directory_lookups_per_hour": _int(k, v, 1)},
+    "business_register": lambda k, v: {"business_register": _existing_file(k, v)},
+    "terms_version": lambda k, v: {"terms_version": _text(k, v)},
+    "contract_font": lambda k, v: {"contract_font": Path(_text(k, v))},
 }
 _FIELDS = {f.name for f in fields(Settings)}
 
