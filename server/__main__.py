@@ -1,4 +1,5 @@
-"""The ``vep`` command: serve | migrate | check-config | verify-audit | dev-pki."""
+"""The ``vep`` command: serve | migrate | check-config | verify-audit | admin | dev-pki |
+sign-contract."""
 
 from __future__ import annotations
 
@@ -131,6 +132,18 @@ def cmd_dev_pki(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin(args: argparse.Namespace) -> int:
+    from . import cli_admin
+
+    return cli_admin.run(args, _settings())
+
+
+def cmd_sign_contract(args: argparse.Namespace) -> int:
+    from .tools import sign
+
+    return sign.run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vep", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--dir", default=".data/pki")
     dev.add_argument("--port", type=int, default=9180)
     dev.add_argument("--force", action="store_true", help="re-issue even when present")
+    from . import cli_admin
+    from .tools import sign
+
+    cli_admin.add_cli(sub)
+    sign.add_cli(sub)
     args = parser.parse_args(argv)
     handlers = {
         "serve": cmd_serve,
@@ -150,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         "check-config": cmd_check_config,
         "verify-audit": cmd_verify_audit,
         "dev-pki": cmd_dev_pki,
+        "admin": cmd_admin,
+        "sign-contract": cmd_sign_contract,
     }
     return handlers[args.command](args)
 

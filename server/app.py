@@ -1,14 +1,15 @@
 """``create_app(settings)``: the aiohttp application with its resources and services.
 
 Resources live in one cleanup context: the asyncpg pool (migrations applied at start under
-an advisory lock), the HTTP client session used for OCSP/CRL/AIA fetching, and the
-services built over them. Tests pass a :class:`~server.clock.ManualClock`.
+an advisory lock), the HTTP client session used for OCSP/CRL/AIA fetching, the services
+built over them, and the outbox worker that sends notifications (R5.4). Tests pass a
+:class:`~server.clock.ManualClock`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -19,21 +20,26 @@ from aiohttp import web
 from .clock import Clock, SystemClock
 from .http import middlewares, routes
 from .http.context import SERVICES
-from .services.authentication import Authenticator
-from .services.container import Services
-from .services.sessions import SessionService
+from .notify.notifier import Notifier, SmtpNotifier
+from .notify.worker import OutboxWorker
+from .services.wiring import build_services
 from .settings import Settings
 from .store import migrate
-from .store.audit import AuditStore
 from .store.db import create_pool
-from .store.persons import PersonStore
-from .store.sessions import SessionStore
 from .trust.validation import CertificateChecker, load_certificates
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+def create_app(
+    settings: Settings,
+    clock: Clock | None = None,
+    notifier: Notifier | None = None,
+    trust_clock: Clock | None = None,
+) -> web.Application:
+    """The application. Tests pass a ManualClock for the business rules; certificates are
+    validated by ``trust_clock`` (the system clock unless given), see CertificateChecker.now.
+    """
     app = web.Application(middlewares=middlewares.MIDDLEWARES, client_max_size=1024**2)
     aiohttp_jinja2.setup(
         app,
@@ -42,11 +48,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     )
     routes.setup(app)
     app.router.add_static("/static/", PACKAGE_DIR / "static")
-    app.cleanup_ctx.append(_resources(settings, clock or SystemClock()))
+    app.cleanup_ctx.append(
+        _resources(settings, clock or SystemClock(), notifier, trust_clock or SystemClock())
+    )
     return app
 
 
-def _resources(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
+def _resources(  # type: ignore[no-untyped-def]
+    settings: Settings, clock: Clock, notifier: Notifier | None, trust_clock: Clock
+):
     async def context(app: web.Application) -> AsyncIterator[None]:
         anchors = load_certificates(settings.anchor_paths)
         intermediates = load_certificates(settings.intermediate_paths)
@@ -62,28 +72,32 @@ def _resources(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def
                     settings.revocation,
                     http_client,
                     fetch_timeout=settings.fetch_timeout_seconds,
+                    clock=trust_clock,
                 )
-                audit = AuditStore(pool)
-                persons = PersonStore(pool)
-                authenticator = Authenticator(
-                    checker,
-                    persons,
-                    audit,
+                services = build_services(settings, clock, pool, checker)
+                app[SERVICES] = services
+                worker = OutboxWorker(
+                    services.outbox,
+                    notifier
+                    or SmtpNotifier(
+                        settings.smtp_host,
+                        settings.smtp_port,
+                        settings.smtp_sender,
+                        settings.smtp_starttls,
+                        settings.smtp_timeout_seconds,
+                    ),
                     clock,
-                    timedelta(seconds=settings.revalidation_seconds),
-                    settings.check_cache_size,
+                    settings.smtp_sender,
+                    settings.outbox_poll_seconds,
+                    settings.outbox_max_attempts,
                 )
-                sessions = SessionService(
-                    SessionStore(pool),
-                    audit,
-                    authenticator,
-                    clock,
-                    timedelta(seconds=settings.session_idle_seconds),
-                )
-                app[SERVICES] = Services(
-                    settings, clock, pool, audit, persons, authenticator, sessions
-                )
-                yield
+                stop = asyncio.Event()
+                task = asyncio.create_task(worker.run_forever(stop), name="outbox-worker")
+                try:
+                    yield
+                finally:
+                    stop.set()
+                    await task
         finally:
             await pool.close()
 

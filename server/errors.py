@@ -94,3 +94,89 @@ class NotFound(DomainError):
     status = 404
     reason = "not_found"
     title = "Not found"
+
+
+class InvalidFields(DomainError):
+    """Input failed validation; ``errors`` lists one ``{field, reason}`` per problem."""
+
+    status = 422
+    reason = "invalid_fields"
+    title = "Invalid fields"
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        super().__init__(f"Some fields are not valid: {fields}.", errors=errors)
+        self.errors = errors
+
+
+class BadRequest(DomainError):
+    """A request that cannot be understood (malformed JSON, missing query)."""
+
+    def __init__(self, detail: str, reason: str = "bad_request", **data: Any) -> None:
+        super().__init__(detail, **data)
+        self.reason = reason
+
+
+class Conflict(DomainError):
+    """The request is valid but the state does not allow it (R3.3, R2.5)."""
+
+    status = 409
+    title = "Conflict"
+
+    def __init__(self, detail: str, reason: str, **data: Any) -> None:
+        super().__init__(detail, **data)
+        self.reason = reason
+
+
+class Refused(Forbidden):
+    """Forbidden with a specific, stable reason (not_member, not_custodian, ...)."""
+
+    def __init__(self, detail: str, reason: str, **data: Any) -> None:
+        super().__init__(detail, **data)
+        self.reason = reason
+
+
+class AdminPasswordLocked(DomainError):
+    """R1.5: too many wrong admin passwords; ``retry_after`` seconds until the next try."""
+
+    status = 423
+    reason = "admin_password_locked"
+    title = "Admin password locked"
+
+    def __init__(self, locked_until: str, retry_after: int) -> None:
+        super().__init__(
+            "Too many wrong admin passwords; try again later.",
+            locked_until=locked_until,
+            retry_after=retry_after,
+        )
+        self.retry_after = retry_after
+
+
+class RateLimited(DomainError):
+    """R4.3: the per-person rate limit is used up; ``retry_after`` seconds."""
+
+    status = 429
+    reason = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
+class SignatureRefused(DomainError):
+    """A signed document (R2.1: the subscription contract) failed a check of its signature.
+
+    Reasons: ``signature_malformed`` (not a PDF signature or CMS, too big),
+    ``no_signature``, ``multiple_signatures``, ``signature_invalid`` (not intact, the
+    cryptographic check fails, a disallowed algorithm), ``wrong_document`` (not over the
+    exact bytes the server issued). A problem of the signer's certificate is a
+    :class:`CertificateRefused` instead.
+    """
+
+    status = 422
+    title = "Signature refused"
+
+    def __init__(self, reason: str, detail: str, **data: Any) -> None:
+        super().__init__(detail, **data)
+        self.reason = reason

@@ -55,7 +55,11 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("pgdata")
     script = ROOT / "ops" / "dev" / "pg.sh"
     out = subprocess.run(
-        [str(script), "start", str(data_dir)], check=True, capture_output=True, text=True
+        [str(script), "start", str(data_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PG_DISPOSABLE": "1"},
     )
     dsn = out.stdout.strip().splitlines()[-1]
     try:

@@ -50,6 +50,14 @@ sock="$root/sock"
 log="$root/postgres.log"
 dsn="postgresql://$owner@/postgres?host=$sock"
 
+# PG_DISPOSABLE=1 (the test suite) trades durability for speed: a test cluster is thrown
+# away anyway, and CREATE/DROP DATABASE per test would otherwise wait on fsync.
+if [ "${PG_DISPOSABLE:-0}" = 1 ]; then
+  durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+else
+  durability="-c fsync=on"
+fi
+
 running() { as_owner "$bindir/pg_ctl" -D "$cluster" status >/dev/null 2>&1; }
 
 case "$action" in
@@ -63,7 +71,7 @@ case "$action" in
     as_owner mkdir -p "$sock"
     if ! running; then
       as_owner "$bindir/pg_ctl" -D "$cluster" -l "$log" -w -t 30 \
-        -o "-c listen_addresses='' -k $sock -c fsync=on -c max_connections=200" start >/dev/null
+        -o "-c listen_addresses='' -k $sock -c max_connections=200 $durability" start >/dev/null
     fi
     mkdir -p "$data_dir"
     ln -sfn "$root" "$data_dir/pg-cluster"

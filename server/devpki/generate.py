@@ -34,6 +34,12 @@ PERSONS: dict[str, tuple[str, str]] = {
     "expired": ("vep-dev", "expired"),
     "key-usage": ("vep-dev", "key-usage"),
     "delegate": ("vep-dev", "delegate"),
+    "reader": ("vep-dev", "reader"),
+    "sender": ("vep-dev", "sender"),
+    "acceptor": ("vep-dev", "acceptor"),
+    "manager": ("vep-dev", "manager"),
+    "newcomer": ("vep-dev", "newcomer"),
+    "former": ("vep-dev", "former"),
     "untrusted": ("untrusted", "untrusted"),
     "outside-qualified": ("outside", "outside-qualified"),
     # Service identities also ship as PEM + key + PKCS#12.

@@ -26,7 +26,7 @@ log = logging.getLogger("vep.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Routes that answer without a certificate (monitoring, static assets).
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/static/")
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/static/", "/reference-list")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROBLEM_JSON = "application/problem+json"
 
@@ -47,6 +47,9 @@ def _problem_response(request: web.Request, error: DomainError) -> web.Response:
         )
     else:
         response = web.json_response(body, status=error.status, content_type=PROBLEM_JSON)
+    retry_after = error.data.get("retry_after")
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
     if error.status == 401 and error.reason.startswith("session_"):
         response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     return response

@@ -4,14 +4,43 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .api import health, session
+from .api import directory, health, mailboxes, registrations, session
 from .ui import home
+
+MAILBOX = "/api/v1/mailboxes/{address}"
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", health.readyz)
-    app.router.add_get("/api/v1/session", session.get_session)
-    app.router.add_post("/logout", session.logout)
-    app.router.add_get("/", home.home)
-    app.router.add_get("/logged-out", home.logged_out)
+    r = app.router
+    r.add_get("/healthz", health.healthz)
+    r.add_get("/readyz", health.readyz)
+    r.add_get("/reference-list", directory.reference_list)
+    r.add_get("/api/v1/session", session.get_session)
+    r.add_post("/logout", session.logout)
+    r.add_get("/", home.home)
+    r.add_get("/logged-out", home.logged_out)
+
+    r.add_post("/api/v1/registrations", registrations.create)
+    r.add_get("/api/v1/registrations/{id}", registrations.show)
+    r.add_get("/api/v1/registrations/{id}/contract.pdf", registrations.contract_pdf)
+    r.add_put("/api/v1/registrations/{id}/contract", registrations.put_contract)
+
+    r.add_get("/api/v1/mailboxes", mailboxes.list_mine)
+    r.add_get(MAILBOX, mailboxes.show)
+    r.add_post(f"{MAILBOX}/delegates", mailboxes.add_delegate)
+    r.add_patch(f"{MAILBOX}/delegates/{{person_id}}", mailboxes.update_delegate)
+    r.add_delete(f"{MAILBOX}/delegates/{{person_id}}", mailboxes.remove_delegate)
+    r.add_post(f"{MAILBOX}/custodian", mailboxes.transfer_custody)
+    r.add_post(f"{MAILBOX}/certificates", mailboxes.enroll_certificate)
+    r.add_get(f"{MAILBOX}/settings", mailboxes.get_settings)
+    r.add_patch(f"{MAILBOX}/settings", mailboxes.update_settings)
+    r.add_post(f"{MAILBOX}/notification-addresses", mailboxes.add_notification_address)
+    r.add_post(
+        f"{MAILBOX}/notification-addresses/{{email}}/confirm",
+        mailboxes.confirm_notification_address,
+    )
+    r.add_delete(
+        f"{MAILBOX}/notification-addresses/{{email}}", mailboxes.remove_notification_address
+    )
+
+    r.add_get("/api/v1/directory", directory.search)

@@ -26,7 +26,9 @@ _NOT_CACHED = frozenset({"revocation_unknown"})
 
 
 class Checker(Protocol):
-    async def check(self, certificate: bytes, moment: datetime) -> CertificateCheck: ...
+    async def check(
+        self, certificate: bytes, moment: datetime | None = None
+    ) -> CertificateCheck: ...
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class Authenticator:
                 raise entry.outcome.error()
             return entry.outcome
         try:
-            check = await self._checker.check(certificate_der, now)
+            check = await self._checker.check(certificate_der)
         except CertificateRefused as exc:
             await self._audit_refusal(certificate_der, key, exc, peer, now)
             if exc.reason not in _NOT_CACHED:

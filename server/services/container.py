@@ -9,8 +9,14 @@ import asyncpg
 from ..clock import Clock
 from ..settings import Settings
 from ..store.audit import AuditStore
+from ..store.outbox import OutboxStore
 from ..store.persons import PersonStore
 from .authentication import Authenticator
+from .directory import DirectoryService
+from .mailbox_settings import SettingsService
+from .mailboxes import MailboxService
+from .operator import OperatorService
+from .registration import RegistrationService
 from .sessions import SessionService
 
 
@@ -21,5 +27,11 @@ class Services:
     pool: asyncpg.Pool
     audit: AuditStore
     persons: PersonStore
+    outbox: OutboxStore
     authenticator: Authenticator
     sessions: SessionService
+    registrations: RegistrationService
+    mailboxes: MailboxService
+    settings_service: SettingsService
+    directory: DirectoryService
+    operator: OperatorService

@@ -91,7 +91,8 @@ class SessionService:
             if exc.reason == "revoked":
                 await self._store.end_all_for_certificate(row.cert_fingerprint, now, "revoked")
             raise
-        await self._store.touch(digest, now, check.checked_at if due else row.validated_at)
+        # bookkeeping in the application's clock, like the interval it is compared with
+        await self._store.touch(digest, now, now if due else row.validated_at)
         return OpenSession(None, row, check)
 
     async def logout(self, row: SessionRow) -> None:

@@ -34,6 +34,7 @@ from pyhanko_certvalidator.policy_decl import (
     RevocationCheckingRule,
 )
 
+from ..clock import Clock, SystemClock
 from ..errors import CertificateRefused, RevokedError
 from ..settings import RevocationPolicy
 from .certs import CertificateFacts, Loa, parse, subject_dn
@@ -114,6 +115,7 @@ class CertificateChecker:
         policy: RevocationPolicy,
         session: aiohttp.ClientSession,
         fetch_timeout: float = 10.0,
+        clock: Clock | None = None,
     ) -> None:
         if not anchors:
             raise ValueError("at least one trust anchor is required")
@@ -121,13 +123,26 @@ class CertificateChecker:
         self._intermediates = intermediates
         self._policy: RevocationPolicy = policy
         self._backend = AIOHttpFetcherBackend(session, per_request_timeout=fetch_timeout)
+        self._clock: Clock = clock or SystemClock()
+
+    def now(self) -> datetime:
+        """The moment of a check made now, by the trust clock.
+
+        Revocation data is live (an OCSP responder answers about *its* now), so certificates
+        and signatures are validated at the trust clock's time, which is the system clock
+        except in tests that inject one. Business rules (revalidation interval, idle
+        timeout) use the application's clock, which tests move freely.
+        """
+        return self._clock.now()
 
     @property
     def policy(self) -> RevocationPolicy:
         return self._policy
 
-    async def check(self, certificate: bytes, moment: datetime) -> CertificateCheck:
-        """Validate at ``moment``; raise :class:`CertificateRefused` naming the failed check."""
+    async def check(self, certificate: bytes, moment: datetime | None = None) -> CertificateCheck:
+        """Validate at ``moment`` (default: now by the trust clock); raise
+        :class:`CertificateRefused` naming the failed check."""
+        moment = moment or self.now()
         cert, facts = parse(certificate)
         context = ValidationContext(
             trust_roots=self._anchors,

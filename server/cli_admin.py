@@ -1,0 +1,59 @@
+"""``vep admin …``: operator actions, each audited with the operator's name (R2.3, R9.1)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+
+from .clock import SystemClock
+from .errors import DomainError
+from .services.operator import OperatorService
+from .settings import Settings
+from .store.audit import AuditStore
+from .store.db import create_pool
+from .store.mailboxes import MailboxStore
+
+
+def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    admin = subparsers.add_parser("admin", help="operator actions (audited)")
+    actions = admin.add_subparsers(dest="action", required=True)
+    received = actions.add_parser(
+        "contract-received", help="R2.3: the signed paper contract arrived; activate"
+    )
+    received.add_argument("address")
+    received.add_argument("--operator", required=True, help="your name, for the audit trail")
+    public = actions.add_parser("public-body", help="entitle a mailbox to formal service")
+    public.add_argument("address")
+    public.add_argument("value", choices=["on", "off"])
+    public.add_argument("--operator", required=True, help="your name, for the audit trail")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    async def with_operator(action: Callable[[OperatorService], Awaitable[str]]) -> str:
+        pool = await create_pool(settings.database_url, max_size=2)
+        try:
+            store = MailboxStore(pool, AuditStore(pool))
+            return await action(OperatorService(SystemClock(), store))
+        finally:
+            await pool.close()
+
+    try:
+        if args.action == "contract-received":
+            state = asyncio.run(
+                with_operator(lambda op: op.contract_received(args.address, args.operator))
+            )
+            print(f"vep: {args.address} is now {state}")
+        else:
+
+            async def set_flag(op: OperatorService) -> str:
+                await op.set_public_body(args.address, args.value == "on", args.operator)
+                return str(args.value)
+
+            asyncio.run(with_operator(set_flag))
+            print(f"vep: {args.address} public body {args.value}")
+    except DomainError as exc:
+        print(f"vep: {exc.detail} ({exc.reason})", file=sys.stderr)
+        return 1
+    return 0

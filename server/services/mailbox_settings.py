@@ -1,0 +1,181 @@
+"""Mailbox settings (R3.4, R4.2, R4.4) and notification addresses proven by a code (R5.4).
+
+A notification address is used only after the code sent to it has been entered (proof of
+possession, as Rekono and BetrSign do): only the code's SHA-256 is stored, it expires after
+24 hours and five wrong entries void it. The e-mail with the code goes through the outbox in
+the same transaction that stores the code, so a down mail server loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from asn1crypto import x509
+
+from ..clock import Clock
+from ..errors import Conflict, InvalidFields, NotFound
+from ..store.contacts import ContactStore, NotificationAddress
+from ..store.mailboxes import MailboxStore
+from ..store.outbox import OutboxStore
+from ..trust.certs import load_der
+from . import fields as f
+from .mailboxes import Access
+
+CODE_TTL = timedelta(hours=24)
+MAX_CODE_ATTEMPTS = 5
+MAX_ADDRESSES = 5
+_ENCRYPTION_USAGES = frozenset({"key_encipherment", "key_agreement", "data_encipherment"})
+
+
+@dataclass(frozen=True)
+class MailboxSettings:
+    directory_listed: bool
+    reference_listed: bool
+    einvoice_signing_authorised: bool
+    encryption_certificate: bool
+    notification_addresses: list[NotificationAddress]
+
+
+def _code_hash(address: str, email: str, code: str) -> bytes:
+    return hashlib.sha256(f"{address}\n{email}\n{code}".encode()).digest()
+
+
+def _encryption_cert(value: Any, now: Any) -> bytes | None:
+    """R3.4/R5.5: a certificate whose key can receive encrypted content, valid now."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise f.FieldError("type")
+    try:
+        der = load_der(value.encode("ascii", "replace"))
+        cert = x509.Certificate.load(der)
+        usage = cert.key_usage_value
+        not_after = cert["tbs_certificate"]["validity"]["not_after"].native
+    except Exception:  # any parse failure of untrusted input is a field error
+        raise f.FieldError("format") from None
+    if usage is None or not (set(usage.native) & _ENCRYPTION_USAGES):
+        raise f.FieldError("key_usage")
+    if not_after <= now:
+        raise f.FieldError("expired")
+    return bytes(der)
+
+
+class SettingsService:
+    def __init__(
+        self, clock: Clock, mailboxes: MailboxStore, contacts: ContactStore, outbox: OutboxStore
+    ) -> None:
+        self._clock = clock
+        self._mailboxes = mailboxes
+        self._contacts = contacts
+        self._outbox = outbox
+
+    async def get(self, access: Access) -> MailboxSettings:
+        m = access.mailbox
+        return MailboxSettings(
+            directory_listed=m.directory_listed,
+            reference_listed=m.reference_listed,
+            einvoice_signing_authorised=m.einvoice_signing_authorised,
+            encryption_certificate=m.encryption_cert is not None,
+            notification_addresses=await self._contacts.of_mailbox(m.address),
+        )
+
+    async def update(self, access: Access, body: dict[str, Any]) -> None:
+        c = f.Collector()
+        changes: dict[str, Any] = {}
+        for key in ("directory_listed", "reference_listed", "einvoice_signing_authorised"):
+            if key in body:
+                value = c.check(key, f.boolean, body[key])
+                if value is not None:
+                    changes[key] = value
+        if changes.get("reference_listed") and access.mailbox.subscriber_kind != "legal":
+            c.fail("reference_listed", "businesses_only")  # R4.4
+        if "encryption_certificate" in body:
+            now = self._clock.now()
+            der = c.check(
+                "encryption_certificate",
+                lambda v: _encryption_cert(v, now),
+                body["encryption_certificate"],
+            )
+            changes["encryption_cert"] = der
+        unknown = set(body) - {
+            "directory_listed",
+            "reference_listed",
+            "einvoice_signing_authorised",
+            "encryption_certificate",
+        }
+        for key in sorted(unknown):
+            c.fail(key, "unknown")
+        if c.errors:
+            raise InvalidFields(c.errors)
+        await self._mailboxes.update_settings(
+            access.mailbox.address, changes, self._clock.now(), access.actor
+        )
+
+    async def add_address(self, access: Access, body: dict[str, Any]) -> str:
+        c = f.Collector()
+        email = c.check("email", f.email, body.get("email"))
+        if c.errors or email is None:
+            raise InvalidFields(c.errors)
+        address = access.mailbox.address
+        existing = await self._contacts.of_mailbox(address)
+        if len(existing) >= MAX_ADDRESSES and all(e.email != email for e in existing):
+            raise Conflict(f"At most {MAX_ADDRESSES} notification addresses.", "too_many")
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        now = self._clock.now()
+        async with self._contacts.pool.acquire() as conn, conn.transaction():
+            await self._contacts.put_code(
+                conn,
+                address,
+                email,
+                _code_hash(address, email, code),
+                now + CODE_TTL,
+                now,
+                access.actor,
+            )
+            await self._outbox.enqueue(
+                conn,
+                to=email,
+                kind="email_confirmation",
+                params={"mailbox": address, "code": code},
+                at=now,
+            )
+        return email
+
+    async def confirm_address(self, access: Access, email: str, body: dict[str, Any]) -> None:
+        address = access.mailbox.address
+        contact = await self._contacts.get(address, email)
+        if contact is None:
+            raise NotFound("No such notification address.")
+        if contact.confirmed_at is not None:
+            return
+        code = body.get("code")
+        now = self._clock.now()
+        usable = (
+            contact.code_hash is not None
+            and contact.code_expires_at is not None
+            and contact.code_expires_at > now
+            and contact.code_attempts < MAX_CODE_ATTEMPTS
+        )
+        if not usable:
+            raise Conflict(
+                "The code expired or was tried too often; add the address again.", "code_expired"
+            )
+        ok = (
+            isinstance(code, str)
+            and contact.code_hash is not None
+            and hmac.compare_digest(_code_hash(address, email, code.strip()), contact.code_hash)
+        )
+        await self._contacts.record_attempt(address, email, ok, now, access.actor)
+        if not ok:
+            raise InvalidFields([{"field": "code", "reason": "wrong_code"}])
+
+    async def remove_address(self, access: Access, email: str) -> None:
+        if not await self._contacts.remove(
+            access.mailbox.address, email, self._clock.now(), access.actor
+        ):
+            raise NotFound("No such notification address.")

@@ -1,0 +1,44 @@
+"""Operator actions (audited, by the ``vep admin`` CLI): paper contracts, public bodies."""
+
+from __future__ import annotations
+
+from ..clock import Clock
+from ..errors import Conflict, NotFound
+from ..store.mailboxes import MailboxStore
+
+
+class OperatorService:
+    def __init__(self, clock: Clock, mailboxes: MailboxStore) -> None:
+        self._clock = clock
+        self._mailboxes = mailboxes
+
+    async def contract_received(self, address: str, operator: str) -> str:
+        """R2.3: the signed paper contract arrived; a temporary mailbox becomes active."""
+        actor = f"operator:{operator}"
+        mailbox = await self._mailboxes.get(address)
+        if mailbox is None:
+            raise NotFound(f"No mailbox {address}.")
+        now = self._clock.now()
+        await self._mailboxes.record_paper_contract(address, now, actor)
+        changed = await self._mailboxes.change_state(
+            address,
+            "active",
+            now,
+            actor,
+            "signed paper contract received (R2.3)",
+            expect=("temporary",),
+        )
+        if changed is None:
+            raise Conflict(
+                f"{address} is {mailbox.state}; only a temporary mailbox waits for a paper "
+                "contract.",
+                "not_temporary",
+            )
+        return changed.to_state
+
+    async def set_public_body(self, address: str, value: bool, operator: str) -> None:
+        """Only an operator may entitle a mailbox to formal service (ZPP, ZUP, ZIZ)."""
+        if not await self._mailboxes.set_public_body(
+            address, value, self._clock.now(), f"operator:{operator}"
+        ):
+            raise NotFound(f"No mailbox {address}.")

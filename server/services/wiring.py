@@ -1,0 +1,85 @@
+"""Build every store and service over one pool (used by the app and by the admin CLI)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+
+from ..clock import Clock
+from ..registry.business import FixtureRegister
+from ..settings import Settings
+from ..store.audit import AuditStore
+from ..store.contacts import ContactStore
+from ..store.directory import DirectoryStore
+from ..store.mailboxes import MailboxStore
+from ..store.memberships import MembershipStore
+from ..store.outbox import OutboxStore
+from ..store.persons import PersonStore
+from ..store.registrations import RegistrationStore
+from ..store.sessions import SessionStore
+from ..trust.validation import CertificateChecker
+from .admin_password import AdminPasswordGuard
+from .authentication import Authenticator
+from .container import Services
+from .directory import DirectoryService
+from .mailbox_settings import SettingsService
+from .mailboxes import MailboxService
+from .operator import OperatorService
+from .registration import RegistrationService
+from .sessions import SessionService
+
+
+def build_services(
+    settings: Settings, clock: Clock, pool: asyncpg.Pool, checker: CertificateChecker
+) -> Services:
+    audit = AuditStore(pool)
+    persons = PersonStore(pool)
+    mailboxes = MailboxStore(pool, audit)
+    memberships = MembershipStore(pool, audit)
+    outbox = OutboxStore(pool)
+    authenticator = Authenticator(
+        checker,
+        persons,
+        audit,
+        clock,
+        timedelta(seconds=settings.revalidation_seconds),
+        settings.check_cache_size,
+    )
+    return Services(
+        settings=settings,
+        clock=clock,
+        pool=pool,
+        audit=audit,
+        persons=persons,
+        outbox=outbox,
+        authenticator=authenticator,
+        sessions=SessionService(
+            SessionStore(pool),
+            audit,
+            authenticator,
+            clock,
+            timedelta(seconds=settings.session_idle_seconds),
+        ),
+        registrations=RegistrationService(
+            settings,
+            clock,
+            RegistrationStore(pool, audit),
+            persons,
+            FixtureRegister(settings.business_register),
+            checker,
+        ),
+        mailboxes=MailboxService(
+            clock,
+            mailboxes,
+            memberships,
+            persons,
+            AdminPasswordGuard(mailboxes, audit, clock),
+            checker,
+        ),
+        settings_service=SettingsService(clock, mailboxes, ContactStore(pool, audit), outbox),
+        directory=DirectoryService(
+            DirectoryStore(pool), clock, settings.directory_lookups_per_hour
+        ),
+        operator=OperatorService(clock, mailboxes),
+    )

@@ -1,0 +1,152 @@
+"""Notification addresses of a mailbox, each proven by a code before use (R3.4, R5.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from .audit import AuditStore
+
+if TYPE_CHECKING:
+    from .db import Connection
+
+
+@dataclass(frozen=True)
+class NotificationAddress:
+    address: str
+    email: str
+    code_hash: bytes | None
+    code_expires_at: datetime | None
+    code_attempts: int
+    confirmed_at: datetime | None
+    added_at: datetime
+
+
+class ContactStore:
+    def __init__(self, pool: asyncpg.Pool, audit: AuditStore) -> None:
+        self._pool = pool
+        self._audit = audit
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    async def of_mailbox(self, address: str) -> list[NotificationAddress]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM notification_addresses WHERE address = $1 ORDER BY added_at",
+            address,
+        )
+        return [_contact(r) for r in rows]
+
+    async def get(self, address: str, email: str) -> NotificationAddress | None:
+        row = await self._pool.fetchrow(
+            "SELECT * FROM notification_addresses WHERE address = $1 AND email = $2",
+            address,
+            email,
+        )
+        return _contact(row) if row else None
+
+    async def put_code(
+        self,
+        conn: Connection,
+        address: str,
+        email: str,
+        code_hash: bytes,
+        expires_at: datetime,
+        at: datetime,
+        actor: str,
+    ) -> None:
+        """Add (or re-send for) an address: a new code, unconfirmed until it is entered."""
+        await conn.execute(
+            """INSERT INTO notification_addresses
+                   (address, email, code_hash, code_expires_at, code_attempts, added_at)
+               VALUES ($1, $2, $3, $4, 0, $5)
+               ON CONFLICT (address, email) DO UPDATE SET
+                   code_hash = EXCLUDED.code_hash, code_expires_at = EXCLUDED.code_expires_at,
+                   code_attempts = 0, confirmed_at = NULL""",
+            address,
+            email,
+            code_hash,
+            expires_at,
+            at,
+        )
+        await self._audit.append(
+            at,
+            actor,
+            "mailbox.notification_address.add",
+            "success",
+            {"address": address, "email": email},
+            conn=conn,
+        )
+
+    async def record_attempt(
+        self, address: str, email: str, ok: bool, at: datetime, actor: str
+    ) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if ok:
+                await conn.execute(
+                    """UPDATE notification_addresses
+                          SET confirmed_at = $3, code_hash = NULL, code_expires_at = NULL
+                        WHERE address = $1 AND email = $2""",
+                    address,
+                    email,
+                    at,
+                )
+            else:
+                await conn.execute(
+                    """UPDATE notification_addresses SET code_attempts = code_attempts + 1
+                        WHERE address = $1 AND email = $2""",
+                    address,
+                    email,
+                )
+            await self._audit.append(
+                at,
+                actor,
+                "mailbox.notification_address.confirm",
+                "success" if ok else "refused",
+                {"address": address, "email": email},
+                conn=conn,
+            )
+
+    async def remove(self, address: str, email: str, at: datetime, actor: str) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "DELETE FROM notification_addresses WHERE address = $1 AND email = $2",
+                address,
+                email,
+            )
+            if status != "DELETE 1":
+                return False
+            await self._audit.append(
+                at,
+                actor,
+                "mailbox.notification_address.remove",
+                "success",
+                {"address": address, "email": email},
+                conn=conn,
+            )
+        return True
+
+    async def confirmed(self, conn: Connection, address: str) -> list[str]:
+        """Where to notify (R5.4): confirmed addresses only, read in the caller's transaction."""
+        rows = await conn.fetch(
+            """SELECT email FROM notification_addresses
+                WHERE address = $1 AND confirmed_at IS NOT NULL ORDER BY email""",
+            address,
+        )
+        return [r["email"] for r in rows]
+
+
+def _contact(row: asyncpg.Record) -> NotificationAddress:
+    return NotificationAddress(
+        address=row["address"],
+        email=row["email"],
+        code_hash=bytes(row["code_hash"]) if row["code_hash"] is not None else None,
+        code_expires_at=row["code_expires_at"],
+        code_attempts=row["code_attempts"],
+        confirmed_at=row["confirmed_at"],
+        added_at=row["added_at"],
+    )

@@ -1,0 +1,1 @@
+"""Command-line helpers for people using the service (``vep sign-contract``)."""

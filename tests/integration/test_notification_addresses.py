@@ -1,0 +1,137 @@
+"""R3.4 + R5.4 through the running application: a notification address is used only after
+the code e-mailed to it is entered; a mail server that is down loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import PkiService
+from tests.mailbox_support import legal, open_mailbox
+from tests.smtp import SmtpServer
+from tests.support import RunningServer, make_settings, running_server
+
+pytestmark = pytest.mark.integration
+BASE = "/api/v1/mailboxes/primer@vep.si/notification-addresses"
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _wait(smtp: SmtpServer, count: int) -> bool:
+    return await asyncio.to_thread(smtp.wait_received, count, 10)
+
+
+def _code(smtp: SmtpServer, index: int = -1) -> str:
+    body = smtp.received[index].message.get_content()
+    match = re.search(r"\b(\d{6})\b", body)
+    assert match, body
+    return match.group(1)
+
+
+async def _pending(server: RunningServer) -> int:
+    return int(
+        await server.services.pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND given_up_at IS NULL"
+        )
+    )
+
+
+async def test_r3_4_address_confirmed_by_code_from_the_email(
+    dev_pki, pki_service: PkiService, database_url: str, smtp: SmtpServer
+) -> None:
+    smtp.start()
+    settings = make_settings(dev_pki, database_url, smtp_port=smtp.port, outbox_poll_seconds=0.05)
+    async with running_server(settings, dev_pki) as server:
+        await open_mailbox(server, "qualified-qscd", legal("primer"))
+        async with server.client("qualified-qscd") as ana:
+            async with ana.post(BASE, json={"email": "board@primer.si"}) as r:
+                assert (r.status, await r.json()) == (
+                    202,
+                    {"email": "board@primer.si", "confirmed": False},
+                )
+            assert await _wait(smtp, 1)
+            [mail] = smtp.received
+            assert mail.rcpt_tos == ("board@primer.si",)
+            code = _code(smtp)
+            text = mail.message.get_content()
+            assert "primer@vep.si" in text
+            wrong = "000000" if code != "000000" else "111111"
+            async with ana.post(f"{BASE}/board@primer.si/confirm", json={"code": wrong}) as r:
+                assert (r.status, (await r.json())["errors"]) == (
+                    422,
+                    [{"field": "code", "reason": "wrong_code"}],
+                )
+            async with ana.post(f"{BASE}/board@primer.si/confirm", json={"code": code}) as r:
+                assert r.status == 204
+            async with ana.get("/api/v1/mailboxes/primer@vep.si/settings") as r:
+                assert (await r.json())["notification_addresses"] == [
+                    {"email": "board@primer.si", "confirmed": True}
+                ]
+        stored = await server.services.pool.fetchrow(
+            "SELECT code_hash, params FROM notification_addresses, outbox"
+        )
+    assert stored["code_hash"] is None and stored["params"] is None  # no code kept anywhere
+
+
+async def test_r3_4_code_expires_and_five_wrong_codes_void_it(
+    dev_pki, pki_service: PkiService, database_url: str, smtp: SmtpServer
+) -> None:
+    smtp.start()
+    settings = make_settings(dev_pki, database_url, smtp_port=smtp.port, outbox_poll_seconds=0.05)
+    async with running_server(settings, dev_pki) as server:
+        await open_mailbox(server, "qualified-qscd", legal("primer"))
+        async with server.client("qualified-qscd") as ana:
+            confirm = f"{BASE}/board@primer.si/confirm"
+            async with ana.post(BASE, json={"email": "board@primer.si"}) as r:
+                assert r.status == 202
+            assert await _wait(smtp, 1)
+            code = _code(smtp)
+            server.clock.advance(timedelta(hours=24))
+            async with ana.post(confirm, json={"code": code}) as r:
+                assert (r.status, (await r.json())["reason"]) == (409, "code_expired")
+            async with ana.post(BASE, json={"email": "board@primer.si"}) as r:  # a new code
+                assert r.status == 202
+            assert await _wait(smtp, 2)
+            code = _code(smtp)
+            wrong = "000000" if code != "000000" else "111111"
+            for _ in range(5):
+                async with ana.post(confirm, json={"code": wrong}) as r:
+                    assert r.status == 422
+            async with ana.post(confirm, json={"code": code}) as r:
+                assert (r.status, (await r.json())["reason"]) == (409, "code_expired")
+
+
+async def test_r5_4_mail_server_down_then_up_the_email_arrives_once(
+    dev_pki, pki_service: PkiService, database_url: str, smtp: SmtpServer
+) -> None:
+    settings = make_settings(dev_pki, database_url, smtp_port=smtp.port, outbox_poll_seconds=0.05)
+    async with running_server(settings, dev_pki) as server:
+        await open_mailbox(server, "qualified-qscd", legal("primer"))
+        async with server.client("qualified-qscd") as ana:
+            async with ana.post(BASE, json={"email": "board@primer.si"}) as r:
+                assert r.status == 202  # accepted although the mail server is down
+        for _ in range(100):  # the worker tries, fails and schedules a retry
+            attempts = await server.services.pool.fetchval("SELECT attempts FROM outbox")
+            if attempts:
+                break
+            await asyncio.sleep(0.05)
+        assert attempts == 1
+        smtp.start()
+        await asyncio.sleep(0.3)
+        assert smtp.received == []  # not before the retry is due
+        server.clock.advance(timedelta(seconds=30))
+        assert await _wait(smtp, 1)
+        await asyncio.sleep(0.3)  # more polling passes: still only one
+        assert len(smtp.received) == 1
+        assert await _pending(server) == 0

@@ -1,0 +1,297 @@
+"""R2: registration with a contract signed by qualified signature; refusals leave nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from server.services.operator import OperatorService
+from server.store.mailboxes import MailboxStore
+from tests.conftest import PkiService
+from tests.mailbox_support import (
+    contract,
+    legal,
+    natural,
+    open_mailbox,
+    put_signed,
+    sign,
+    start,
+)
+from tests.support import RunningServer, assert_schema, make_settings, running_server
+
+pytestmark = pytest.mark.integration
+
+
+async def _counts(server: RunningServer) -> dict[str, int]:
+    tables = ("registrations", "subscribers", "mailboxes", "contracts", "memberships")
+    return {t: await server.services.pool.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
+
+
+@pytest.fixture
+async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
+    async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
+        yield running
+
+
+@pytest.mark.parametrize("how", ["pades", "cades"])
+async def test_r2_1_natural_person_opens_mailbox_at_once(server: RunningServer, how: str) -> None:
+    opened = await open_mailbox(server, "qualified-qscd", natural("ana.novak"), how)
+    assert opened["address"] == "ana.novak@vep.si"
+    assert opened["state"] == "active"
+    async with server.client("qualified-qscd") as client:
+        async with client.get("/api/v1/mailboxes") as response:
+            mine = (await response.json())["mailboxes"]
+    assert mine == [
+        {
+            "address": "ana.novak@vep.si",
+            "display_name": "Ana Novak",
+            "state": "active",
+            "kind": "single",
+            "public_body": False,
+            "role": "custodian",
+            "permissions": ["read", "send", "accept", "manage"],
+            "certificate_enrolled": True,
+        }
+    ]
+    pool = server.services.pool
+    row = await pool.fetchrow("SELECT * FROM contracts")
+    assert row["signature_format"] == how
+    assert row["verification"]["format"] == how
+    history = await pool.fetch("SELECT from_state, to_state, actor FROM mailbox_state_changes")
+    assert [(h["from_state"], h["to_state"]) for h in history] == [(None, "active")]
+    subscriber = await pool.fetchrow("SELECT name, kind, tax_number FROM subscribers")
+    assert dict(subscriber) == {"name": "Ana Novak", "kind": "natural", "tax_number": "10000003"}
+
+
+async def test_r2_1_names_come_from_the_certificate(server: RunningServer) -> None:
+    opened = await open_mailbox(
+        server, "qualified", natural("bojan", name="Mallory Impostor", email="b@example.si")
+    )
+    name = await server.services.pool.fetchval(
+        "SELECT display_name FROM mailboxes WHERE address = $1", opened["address"]
+    )
+    assert name == "Bojan Kranjc"
+
+
+async def test_r2_3_legal_entity_signed_by_representative_is_active(server: RunningServer) -> None:
+    opened = await open_mailbox(server, "qualified-qscd", legal("primer"))
+    assert opened["state"] == "active"
+    kind = await server.services.pool.fetchval("SELECT kind FROM mailboxes")
+    assert kind == "multi"
+
+
+async def test_r2_3_legal_entity_signed_by_other_person_is_temporary(
+    server: RunningServer,
+) -> None:
+    """Dejan is not listed as representative of Primer d.o.o.: temporary until the paper
+    contract is recorded by an operator (vep admin contract-received)."""
+    opened = await open_mailbox(server, "delegate", legal("primer"))
+    assert opened["state"] == "temporary"
+    operator = OperatorService(
+        server.clock, MailboxStore(server.services.pool, server.services.audit)
+    )
+    assert await operator.contract_received("primer@vep.si", "maja") == "active"
+    history = await server.services.pool.fetch(
+        "SELECT from_state, to_state, actor FROM mailbox_state_changes ORDER BY change_id"
+    )
+    assert [(h["from_state"], h["to_state"], h["actor"]) for h in history][1] == (
+        "temporary",
+        "active",
+        "operator:maja",
+    )
+    with pytest.raises(Exception, match="only a temporary mailbox"):
+        await operator.contract_received("primer@vep.si", "maja")
+
+
+BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
+    ({"local_part": "a"}, "local_part", "format"),
+    ({"local_part": "postmaster"}, "local_part", "reserved"),
+    ({"tax_number": "10000004"}, "tax_number", "checksum"),
+    ({"tax_number": "1000000"}, "tax_number", "format"),
+    ({"email": "ana@"}, "email", "format"),
+    ({"birth_date": "2020-01-01"}, "birth_date", "under_age"),
+    ({"birth_date": "17.5.1990"}, "birth_date", "format"),
+    ({"accept_terms": False}, "accept_terms", "must_accept"),
+    ({"accept_price_list": None}, "accept_price_list", "must_accept"),
+    ({"admin_password": "short"}, "admin_password", "too_short"),
+    ({"einvoice": True}, "iban", "required"),  # IBAN only when e-invoices are chosen
+    ({"einvoice": True, "iban": "SI56191000000123439"}, "iban", "checksum"),
+    ({"kind": "robot"}, "kind", "choice"),
+    ({"mailbox_kind": "shared"}, "mailbox_kind", "choice"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "reason"), BAD_FIELDS)
+async def test_r2_1_invalid_field_is_refused_and_nothing_stored(
+    server: RunningServer, change: dict[str, Any], field: str, reason: str
+) -> None:
+    async with server.client("qualified-qscd") as client:
+        status, body = await start(client, {**natural("ana.novak"), **change})
+    assert status == 422
+    assert body["reason"] == "invalid_fields"
+    assert {"field": field, "reason": reason} in body["errors"]
+    assert_schema("problem", body)
+    assert all(v == 0 for v in (await _counts(server)).values())
+
+
+async def test_r2_1_every_bad_field_is_reported_at_once(server: RunningServer) -> None:
+    async with server.client("qualified-qscd") as client:
+        status, body = await start(
+            client, {**natural("A"), "tax_number": "1", "email": "x", "accept_terms": False}
+        )
+    assert status == 422
+    assert {e["field"] for e in body["errors"]} == {
+        "local_part",
+        "tax_number",
+        "email",
+        "accept_terms",
+    }
+
+
+async def test_r2_1_iban_accepted_when_einvoice_chosen(server: RunningServer) -> None:
+    async with server.client("qualified-qscd") as client:
+        status, body = await start(
+            client, natural("ana.novak", einvoice=True, iban="SI56 1910 0000 0123 438")
+        )
+    assert status == 201, body
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"registration_number": "4567890"}, "registration_number", "checksum"),
+        ({"registration_number": "2345684"}, "registration_number", "not_in_register"),
+        (
+            {"registration_number": "6789013", "tax_number": "67890121"},
+            "registration_number",
+            "entity_inactive",
+        ),
+        ({"tax_number": "34567895"}, "tax_number", "register_mismatch"),
+        ({"name": "Drugo ime d.o.o."}, "name", "register_mismatch"),
+        ({"iban": None}, "iban", "required"),
+        ({"vat_payer": "yes"}, "vat_payer", "type"),
+    ],
+)
+async def test_r2_2_legal_entity_checked_against_register(
+    server: RunningServer, change: dict[str, Any], field: str, reason: str
+) -> None:
+    async with server.client("qualified-qscd") as client:
+        status, body = await start(client, legal("primer", **change))
+    assert status == 422, body
+    assert {"field": field, "reason": reason} in body["errors"]
+    assert (await _counts(server))["registrations"] == 0
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("unpaid_debt_cents", 1, "unpaid_debt"),
+        ("termination_reason", "breach", "terminated_for_breach"),
+    ],
+)
+async def test_r2_5_refused_for_debt_or_breach_with_reason(
+    server: RunningServer, column: str, value: object, reason: str
+) -> None:
+    await open_mailbox(server, "qualified-qscd", natural("ana.novak"))
+    await server.services.pool.execute(
+        f"UPDATE subscribers SET {column} = $1",
+        value,
+    )
+    before = await _counts(server)
+    async with server.client("qualified-qscd") as client:
+        status, body = await start(client, natural("ana.druga"))
+    assert (status, body["reason"]) == (403, reason)
+    assert await _counts(server) == before
+
+
+async def test_r2_5_paid_up_subscriber_may_register_again(server: RunningServer) -> None:
+    await open_mailbox(server, "qualified-qscd", natural("ana.novak"))
+    await server.services.pool.execute("UPDATE subscribers SET termination_reason = 'request'")
+    await open_mailbox(server, "qualified-qscd", natural("ana.druga"))
+
+
+async def test_r2_1_address_taken_by_mailbox_or_pending_registration(
+    server: RunningServer,
+) -> None:
+    await open_mailbox(server, "qualified-qscd", natural("ana.novak"))
+    async with server.client("qualified") as client:
+        status, body = await start(client, natural("ana.novak"))
+        assert (status, body["errors"]) == (422, [{"field": "local_part", "reason": "taken"}])
+        status, _ = await start(client, natural("bojan"))
+        assert status == 201
+    async with server.client("qualified-qscd") as client:  # held by Bojan's registration
+        status, body = await start(client, natural("bojan"))
+        assert body["errors"] == [{"field": "local_part", "reason": "taken"}]
+
+
+@pytest.mark.parametrize(
+    ("signer", "how", "reason"),
+    [
+        ("delegate", "pades", "signer_mismatch"),  # another (qualified) person signed
+        ("delegate", "cades", "signer_mismatch"),
+        ("non-qualified", "pades", "not_qualified"),
+        ("revoked", "cades", "revoked"),
+    ],
+)
+async def test_r2_1_contract_signature_refusals_leave_nothing(
+    server: RunningServer, signer: str, how: str, reason: str
+) -> None:
+    async with server.client("qualified-qscd") as client:
+        status, started = await start(client, natural("ana.novak"))
+        pdf = await contract(client, started)
+        signed = await sign(server, signer, pdf, how)
+        status, body = await put_signed(client, started, signed, how)
+    assert (status, body["reason"]) in {(403, reason), (422, reason)}
+    counts = await _counts(server)
+    assert counts["mailboxes"] == counts["contracts"] == counts["subscribers"] == 0
+    assert counts["registrations"] == 1  # the pending one: the user may sign again
+
+
+async def test_r2_1_signature_over_other_bytes_or_tampered_pdf(server: RunningServer) -> None:
+    async with server.client("qualified-qscd") as client:
+        _, first = await start(client, natural("ana.novak"))
+        _, second = await start(client, natural("ana.druga"))
+        other_pdf = await contract(client, second)
+        pdf = await contract(client, first)
+        # a signature over the other registration's contract
+        for how in ("pades", "cades"):
+            signed = await sign(server, "qualified-qscd", other_pdf, how)
+            status, body = await put_signed(client, first, signed, how)
+            assert (status, body["reason"]) == (422, "wrong_document")
+        # a byte of the signed PDF changed after signing
+        signed = bytearray(await sign(server, "qualified-qscd", pdf, "pades"))
+        at = signed.index(b"Ana Novak") if b"Ana Novak" in signed else len(pdf) // 2
+        signed[at] ^= 0x01
+        status, body = await put_signed(client, first, bytes(signed), "pades")
+        assert status == 422 and body["reason"] in {"signature_invalid", "wrong_document"}
+        status, body = await put_signed(client, first, b"not a signature", "cades")
+        assert (status, body["reason"]) == (422, "signature_malformed")
+    assert (await _counts(server))["mailboxes"] == 0
+
+
+async def test_r2_1_contract_is_private_and_signed_once(server: RunningServer) -> None:
+    async with server.client("qualified-qscd") as client:
+        _, started = await start(client, natural("ana.novak"))
+        pdf = await contract(client, started)
+    async with server.client("qualified") as other:
+        async with other.get(started["contract"]) as response:
+            assert response.status == 404
+        signed = await sign(server, "qualified", pdf, "pades")
+        status, _ = await put_signed(other, started, signed, "pades")
+        assert status == 404
+    async with server.client("qualified-qscd") as client:
+        signed = await sign(server, "qualified-qscd", pdf, "cades")
+        assert (await put_signed(client, started, signed, "cades"))[0] == 201
+        status, body = await put_signed(client, started, signed, "cades")
+        assert (status, body["reason"]) == (409, "already_signed")
+
+
+async def test_r2_1_malformed_json_is_400_and_stores_nothing(server: RunningServer) -> None:
+    async with server.client("qualified-qscd") as client:
+        async with client.post(
+            "/api/v1/registrations", data=b"{not json", headers={"Content-Type": "application/json"}
+        ) as response:
+            assert response.status == 400
+            assert (await response.json(content_type=None))["reason"] == "malformed_json"
+    assert (await _counts(server))["registrations"] == 0
