@@ -180,3 +180,14 @@ class SignatureRefused(DomainError):
     def __init__(self, reason: str, detail: str, **data: Any) -> None:
         super().__init__(detail, **data)
         self.reason = reason
+
+
+class PayloadTooLarge(DomainError):
+    """The body is larger than this endpoint accepts (R5.7); nothing was stored."""
+
+    status = 413
+    reason = "too_large"
+    title = "Payload too large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The body is larger than {limit} bytes.", limit=limit)

@@ -295,3 +295,44 @@ async def test_r2_1_malformed_json_is_400_and_stores_nothing(server: RunningServ
             assert response.status == 400
             assert (await response.json(content_type=None))["reason"] == "malformed_json"
     assert (await _counts(server))["registrations"] == 0
+
+
+async def test_r2_1_signed_contract_arriving_in_pieces_is_read_whole(
+    server: RunningServer,
+) -> None:
+    """curl sends a large body after `100-continue`, in several segments: read to the end."""
+    import asyncio
+
+    async with server.client("qualified-qscd") as client:
+        _, started = await start(client, natural("ana.novak"))
+        signed = await sign(server, "qualified-qscd", await contract(client, started), "pades")
+
+        async def pieces():  # type: ignore[no-untyped-def]
+            for i in range(0, len(signed), 1000):
+                yield signed[i : i + 1000]
+                await asyncio.sleep(0.001)
+
+        async with client.put(
+            started["sign_at"],
+            data=pieces(),
+            headers={"Content-Type": "application/pdf", "Expect": "100-continue"},
+        ) as response:
+            assert response.status == 201, await response.text()
+
+
+async def test_r2_1_oversized_signed_contract_is_413_and_stores_nothing(
+    server: RunningServer,
+) -> None:
+    async with server.client("qualified-qscd") as client:
+        _, started = await start(client, natural("ana.novak"))
+
+        async def flood():  # type: ignore[no-untyped-def]
+            for _ in range(11):
+                yield b"\0" * (1024 * 1024)
+
+        async with client.put(
+            started["sign_at"], data=flood(), headers={"Content-Type": "application/pdf"}
+        ) as response:
+            assert response.status == 413
+            assert (await response.json(content_type=None))["reason"] == "too_large"
+    assert (await _counts(server))["mailboxes"] == 0

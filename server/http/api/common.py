@@ -7,7 +7,26 @@ from typing import Any
 
 from aiohttp import web
 
-from ...errors import BadRequest
+from ...errors import BadRequest, PayloadTooLarge
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused as ``too_large`` (413) past ``limit`` bytes without reading on.
+
+    ``StreamReader.read(n)`` returns what has arrived so far, not n bytes: a body that
+    comes in several TCP segments (curl sends large bodies after ``100-continue``) must be
+    read until EOF.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

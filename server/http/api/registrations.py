@@ -7,7 +7,7 @@ from aiohttp import web
 from ...errors import BadRequest
 from ...store.registrations import Registration
 from ..context import principal, services
-from .common import read_json
+from .common import read_body, read_json
 
 #: A signed contract PDF or .p7s is small; bigger bodies are refused before reading.
 MAX_SIGNED_CONTRACT = 10 * 1024 * 1024
@@ -55,11 +55,7 @@ async def contract_pdf(request: web.Request) -> web.Response:
 
 
 async def put_contract(request: web.Request) -> web.Response:
-    if request.content_length is not None and request.content_length > MAX_SIGNED_CONTRACT:
-        raise BadRequest("The signed contract is too large.", "too_large")
-    submitted = await request.content.read(MAX_SIGNED_CONTRACT + 1)
-    if len(submitted) > MAX_SIGNED_CONTRACT:
-        raise BadRequest("The signed contract is too large.", "too_large")
+    submitted = await read_body(request, MAX_SIGNED_CONTRACT)
     if not submitted:
         raise BadRequest("Send the signed PDF or the detached .p7s.", "empty_body")
     opened = await services(request).registrations.submit_contract(
