@@ -103,7 +103,12 @@ def cmd_dev_pki(args: argparse.Namespace) -> int:
     url_prefix = f"http://127.0.0.1:{args.port}"
     if args.action == "init":
         existing = generate.load(directory)
-        if existing is not None and existing.url_prefix == url_prefix and not args.force:
+        if (
+            existing is not None
+            and existing.url_prefix == url_prefix
+            and existing.current
+            and not args.force
+        ):
             print(f"vep: development PKI already in {directory}")
             return 0
         pki = generate.generate(directory, url_prefix)

@@ -37,3 +37,6 @@ def setup(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # pyHanko narrates every OCSP/CRL fetch at INFO; our own records say what was checked
+    for noisy in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

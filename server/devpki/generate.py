@@ -7,6 +7,7 @@ the local PKI service (``vep dev-pki serve``) on the chosen port.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ CERTS_ONLY: dict[str, tuple[str, str]] = {
 }
 
 
+def config_digest(config_path: Path) -> str:
+    return hashlib.sha256(config_path.read_bytes()).hexdigest()
+
+
 @dataclass(frozen=True)
 class DevPki:
     """Where a generated development PKI lives and which service URL its certificates name."""
@@ -64,6 +69,12 @@ class DevPki:
     directory: Path
     url_prefix: str
     config_path: Path
+    config_sha256: str = ""
+
+    @property
+    def current(self) -> bool:
+        """Issued from the configuration as it is now (else re-issue: new identities)."""
+        return self.config_sha256 == config_digest(self.config_path)
 
     def cert(self, name: str) -> Path:
         return self.directory / f"{name}.pem"
@@ -156,9 +167,13 @@ def generate(directory: Path, url_prefix: str, config_path: Path = DEFAULT_CONFI
             arch.package_pkcs12(label, password=P12_PASSWORD),
         )
 
-    state = {"url_prefix": url_prefix, "config": str(config_path)}
+    state = {
+        "url_prefix": url_prefix,
+        "config": str(config_path),
+        "config_sha256": config_digest(config_path),
+    }
     (directory / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
-    return DevPki(directory, url_prefix, config_path)
+    return DevPki(directory, url_prefix, config_path, state["config_sha256"])
 
 
 def load(directory: Path) -> DevPki | None:
@@ -167,4 +182,6 @@ def load(directory: Path) -> DevPki | None:
     if not state_path.exists():
         return None
     state = json.loads(state_path.read_text(encoding="utf-8"))
-    return DevPki(directory, state["url_prefix"], Path(state["config"]))
+    return DevPki(
+        directory, state["url_prefix"], Path(state["config"]), state.get("config_sha256", "")
+    )

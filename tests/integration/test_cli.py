@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -134,3 +136,94 @@ def test_serve_refuses_to_start_without_database(dev_pki, tmp_path) -> None:  # 
     result = _vep("serve", env=env, timeout=60)
     assert result.returncode != 0
     assert time.monotonic() - started < 60
+
+
+async def test_r2_3_admin_contract_received_and_public_body(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """Operator actions go through the CLI and are audited with the operator's name."""
+    from tests.mailbox_support import legal, open_mailbox
+    from tests.support import make_settings, running_server
+
+    env = _env(VEP_DATABASE_URL=database_url, VEP_DATA_DIR=str(dev_pki.directory.parent))
+    async with running_server(make_settings(dev_pki, database_url), dev_pki) as server:
+        opened = await open_mailbox(server, "delegate", legal("primer"))
+        assert opened["state"] == "temporary"
+        pool = server.services.pool
+
+        result = _vep("admin", "contract-received", "primer@vep.si", "--operator", "maja", env=env)
+        assert (result.returncode, result.stdout.strip()) == (0, "vep: primer@vep.si is now active")
+        again = _vep("admin", "contract-received", "primer@vep.si", "--operator", "maja", env=env)
+        assert again.returncode == 1 and "not_temporary" in again.stderr
+        missing = _vep("admin", "public-body", "nobody@vep.si", "on", "--operator", "maja", env=env)
+        assert missing.returncode == 1 and "not_found" in missing.stderr
+        flag = _vep("admin", "public-body", "primer@vep.si", "on", "--operator", "maja", env=env)
+        assert flag.returncode == 0
+        assert await pool.fetchval("SELECT public_body FROM mailboxes") is True
+        actors = await pool.fetch(
+            "SELECT action, actor FROM audit_events WHERE actor LIKE 'operator:%' ORDER BY seq"
+        )
+    assert [(a["action"], a["actor"]) for a in actors] == [
+        ("mailbox.state", "operator:maja"),
+        ("mailbox.public_body", "operator:maja"),
+    ]
+    unnamed = _vep("admin", "public-body", "primer@vep.si", "off", env=env)
+    assert unnamed.returncode == 2 and "--operator" in unnamed.stderr
+
+
+def test_sign_contract_helper_signs_for_people_without_a_tool(dev_pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`vep sign-contract` produces what PUT …/contract accepts (R2.1 done-when)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from server.contracts.render import ContractData, render_contract
+
+    pdf = tmp_path / "contract.pdf"
+    pdf.write_bytes(
+        render_contract(
+            ContractData(
+                registration_id="r",
+                terms_version="t",
+                issued_at=datetime.now(UTC),
+                kind="natural",
+                name="Ana Novak",
+                tax_number="10000003",
+                registration_number=None,
+                vat_payer=None,
+                iban=None,
+                postal_address={"street": "a", "postcode": "1000", "city": "b", "country": "SI"},
+                email="a@b.si",
+                mailbox_address="ana@vep.si",
+                mailbox_kind="single",
+                einvoice=False,
+                price_list=(("x", "1"),),
+            )
+        )
+    )
+    env = _env()
+    for flag, out in (("--pades", "signed.pdf"), ("--cades", "contract.p7s")):
+        result = _vep(
+            "sign-contract",
+            "--p12",
+            str(dev_pki.p12("qualified-qscd")),
+            flag,
+            str(pdf),
+            str(tmp_path / out),
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+    signed = (tmp_path / "signed.pdf").read_bytes()
+    assert signed.startswith(pdf.read_bytes())  # an incremental update of the issued bytes
+    assert len(PdfFileReader(io.BytesIO(signed)).embedded_signatures) == 1
+    assert (tmp_path / "contract.p7s").read_bytes()[:1] == b"\x30"  # DER SEQUENCE
+    wrong = _vep(
+        "sign-contract",
+        "--p12",
+        str(dev_pki.p12("qualified-qscd")),
+        "--password",
+        "nope",
+        "--pades",
+        str(pdf),
+        str(tmp_path / "x.pdf"),
+        env=env,
+    )
+    assert wrong.returncode == 1
