@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp
 
+from server.http.context import SESSION_COOKIE
 from server.tools.sign import async_sign_cades_detached, async_sign_pades
 from tests.support import RunningServer
 
@@ -133,10 +134,13 @@ WORLD_ADDRESS = "primer@vep.si"
 PENDING_EMAIL = "pending@primer.si"
 
 
-async def build_world(server: RunningServer) -> None:
+async def build_world(server: RunningServer) -> tuple[str, str]:
     """Primer d.o.o.'s mailbox: Ana custodian, one delegate per permission, Bojan (LoA
-    substantial) with every permission, Luka added and removed, one unconfirmed
-    notification address."""
+    substantial) with every permission, Luka added and — while his browser session was
+    open — removed, one unconfirmed notification address.
+
+    Returns Luka's session cookie and its CSRF token, so the tests can go on using the
+    session he opened before the removal."""
     opened = await open_mailbox(server, "qualified-qscd", legal("primer"))
     assert opened["address"] == WORLD_ADDRESS and opened["state"] == "active"
     for identity, permissions in DELEGATES.items():
@@ -144,6 +148,12 @@ async def build_world(server: RunningServer) -> None:
             server, "qualified-qscd", WORLD_ADDRESS, identity, permissions
         )
         assert status == 201, body
+    async with server.client("former") as luka, luka.get("/api/v1/session") as r:
+        assert r.status == 200
+        csrf = (await r.json())["csrf_token"]
+        cookie = r.cookies[SESSION_COOKIE].value
+        async with luka.get(f"/api/v1/mailboxes/{WORLD_ADDRESS}") as before:
+            assert before.status == 200  # a member until now
     async with server.client("qualified-qscd") as client:
         former = person_id(server, "former")
         async with client.delete(f"/api/v1/mailboxes/{WORLD_ADDRESS}/delegates/{former}") as r:
@@ -153,3 +163,4 @@ async def build_world(server: RunningServer) -> None:
             json={"email": PENDING_EMAIL},
         ) as r:
             assert r.status == 202
+    return cookie, csrf

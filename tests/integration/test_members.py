@@ -14,13 +14,16 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from yarl import URL
 
+from server.http.context import SESSION_COOKIE
 from tests.conftest import PkiService, with_database
 from tests.mailbox_support import (
     PASSWORD,
     PENDING_EMAIL,
     WORLD_ADDRESS,
     build_world,
+    natural,
     person_id,
 )
 from tests.support import RunningServer, make_settings, running_server
@@ -40,12 +43,24 @@ ROLES = [
 CUSTODIAN = {"qualified-qscd"}
 MANAGERS = {"qualified-qscd", "manager", "qualified"}
 OUTSIDERS = {"delegate", "former"}  # Dejan never was a member; Luka was removed
+#: Luka's session cookie and CSRF token, from a session opened before his removal.
+FORMER_SESSION: list[str] = []
+
+
+def client_for(server: RunningServer, role: str):  # type: ignore[no-untyped-def]
+    """A client of ``role``; Luka ("former") goes on in the session he opened before."""
+    client = server.client(role)
+    if role == "former":
+        cookie, csrf = FORMER_SESSION
+        client.cookie_jar.update_cookies({SESSION_COOKIE: cookie}, URL(server.url))
+        client.headers["X-CSRF-Token"] = csrf
+    return client
 
 
 @pytest.fixture(scope="session")
 async def world_template(
     pg_admin_url: str, template_url: str, dev_pki, pki_service: PkiService
-) -> AsyncIterator[str]:
+) -> AsyncIterator[tuple[str, tuple[str, str]]]:
     name = f"vep_world_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(pg_admin_url)
     template = urlsplit(template_url).path.lstrip("/")
@@ -53,8 +68,8 @@ async def world_template(
     try:
         settings = make_settings(dev_pki, with_database(pg_admin_url, name))
         async with running_server(settings, dev_pki) as server:
-            await build_world(server)
-        yield name
+            former_session = await build_world(server)
+        yield name, former_session
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -62,11 +77,15 @@ async def world_template(
 
 @pytest.fixture
 async def world(
-    pg_admin_url: str, world_template: str, dev_pki, pki_service: PkiService
+    pg_admin_url: str,
+    world_template: tuple[str, tuple[str, str]],
+    dev_pki,
+    pki_service: PkiService,
 ) -> AsyncIterator[RunningServer]:
     name = f"vep_cell_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(pg_admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{world_template}"')
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{world_template[0]}"')
+    FORMER_SESSION[:] = world_template[1]
     try:
         settings = make_settings(dev_pki, with_database(pg_admin_url, name))
         async with running_server(settings, dev_pki) as server:
@@ -94,6 +113,10 @@ def expected(role: str, endpoint: str) -> tuple[int, str | None]:
             "transfer_custody": 204,
         }[endpoint]
         return (ok, None) if role in CUSTODIAN else _refusal(role, CUSTODIAN, "not_custodian")
+    if endpoint == "directory":
+        return (200, None)  # every logged-in person, member or not (R4.1)
+    if endpoint == "register":
+        return (201, None)  # anyone with a qualified certificate may open a mailbox
     if endpoint == "enroll":
         return (204, None) if member else (403, "not_member")
     settings_ok = {
@@ -148,6 +171,8 @@ def request_for(server: RunningServer, endpoint: str) -> tuple[str, str, dict[st
             {"code": "000000"},
         ),
         "remove_address": ("DELETE", f"{base}/notification-addresses/{PENDING_EMAIL}", None),
+        "directory": ("GET", "/api/v1/directory?q=primer", None),
+        "register": ("POST", "/api/v1/registrations", natural("novi.predal")),
     }[endpoint]
 
 
@@ -163,6 +188,8 @@ ENDPOINTS = [
     "add_address",
     "confirm_address",
     "remove_address",
+    "directory",
+    "register",
 ]
 
 
@@ -171,7 +198,7 @@ ENDPOINTS = [
 async def test_r3_2_role_endpoint_matrix(world: RunningServer, role: str, endpoint: str) -> None:
     method, path, body = request_for(world, endpoint)
     before = await world.services.pool.fetchval("SELECT count(*) FROM audit_events")
-    async with world.client(role) as client:
+    async with client_for(world, role) as client:
         async with client.request(method, path, json=body) as response:
             status = response.status
             payload = await response.json(content_type=None) if status != 204 else None
@@ -189,7 +216,7 @@ async def test_r3_2_role_endpoint_matrix(world: RunningServer, role: str, endpoi
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_r1_6_mailbox_list_per_role(world: RunningServer, role: str) -> None:
-    async with world.client(role) as client, client.get("/api/v1/mailboxes") as response:
+    async with client_for(world, role) as client, client.get("/api/v1/mailboxes") as response:
         assert response.status == 200
         mailboxes = (await response.json())["mailboxes"]
     if role in OUTSIDERS:
@@ -203,7 +230,7 @@ async def test_r1_6_mailbox_list_per_role(world: RunningServer, role: str) -> No
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_r3_2_members_list_only_for_managers(world: RunningServer, role: str) -> None:
-    async with world.client(role) as client:
+    async with client_for(world, role) as client:
         async with client.get(f"/api/v1/mailboxes/{WORLD_ADDRESS}") as response:
             body = await response.json(content_type=None)
     if role in OUTSIDERS:
