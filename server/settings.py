@@ -78,11 +78,59 @@ class Settings:
     terms_version: str = "2026-11"
     #: A TrueType font with the Slovenian letters for contract PDFs.
     contract_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    #: R5.5: the master key wrapping every delivery's data key (32 random bytes, hex or raw,
+    #: in a file readable by the service only); None = <data_dir>/keys/content-master.key,
+    #: generated at set-up in development.
+    content_key_file: Path | None = None
+    #: R6.2/R6.5: the provider's seal — a key file (development) or a PKCS#11 token (HSM).
+    seal_cert: Path | None = None  # chain PEM; None = the dev PKI's provider-seal
+    seal_key: Path | None = None  # None = the dev PKI's provider-seal.key
+    pkcs11_library: Path | None = None  # set → the seal key is in this PKCS#11 token
+    pkcs11_token: str = "vep-seal"
+    pkcs11_key_label: str = "provider-seal"
+    pkcs11_pin: str | None = None
+    #: R6.2: the RFC 3161 TSA; None = the dev PKI's TSA (http://127.0.0.1:9180/…)
+    tsa_url: str | None = None
+    #: R6.6: qualified mode refuses to issue evidence unless seal and TSA are qualified.
+    qualified: bool = False
+    #: R5.3: "sign" = accept a return receipt by signing the vročilnica; "login" = by an
+    #: explicit acceptance in a QSCD-authenticated session (the VEP.SI terms' literal rule).
+    receipt_signature: Literal["sign", "login"] = "sign"
+    #: R5.7 limits.
+    max_delivery_bytes: int = 100 * 1024 * 1024
+    max_delivery_parts: int = 20
+    allowed_content_types: tuple[str, ...] = (
+        "application/pdf",
+        "application/xml",
+        "text/xml",
+        "text/plain",
+        "image/png",
+        "image/jpeg",
+        "application/zip",
+        "application/vnd.etsi.asic-e+zip",
+        "application/pkcs7-signature",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.oasis.opendocument.text",
+    )
+    #: R5.3: days after the notification until a return-receipt delivery is deemed served.
+    deemed_service_days: int = 15
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def pki_dir(self) -> Path:
         return self.data_dir / "pki"
+
+    @property
+    def effective_content_key_file(self) -> Path:
+        return self.content_key_file or self.data_dir / "keys" / "content-master.key"
+
+    @property
+    def effective_seal_cert(self) -> Path:
+        return self.seal_cert or self.pki_dir / "provider-seal.chain.pem"
+
+    @property
+    def effective_seal_key(self) -> Path:
+        return self.seal_key or self.pki_dir / "provider-seal.key"
 
     @property
     def effective_tls_cert(self) -> Path | None:
@@ -205,6 +253,29 @@ def _domain(key: str, value: Any) -> str:
     return text
 
 
+def _url(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if not re.match(r"^https?://[^\s/]+", text):
+        raise SettingsError(key, f"expected an http(s) URL, got {value!r}")
+    return text
+
+
+def _receipt(key: str, value: Any) -> Literal["sign", "login"]:
+    if value == "sign":
+        return "sign"
+    if value == "login":
+        return "login"
+    raise SettingsError(key, f"expected sign or login, got {value!r}")
+
+
+def _types(key: str, value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value).replace(",", " ").split()
+    types = tuple(str(t).strip().lower() for t in items if str(t).strip())
+    if not types or not all(re.match(r"^[a-z0-9.+-]+/[a-z0-9.+-]+$", t) for t in types):
+        raise SettingsError(key, f"expected media types like application/pdf, got {value!r}")
+    return types
+
+
 def _text(key: str, value: Any) -> str:
     text = str(value).strip()
     if not text:
@@ -241,6 +312,20 @@ _PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "business_register": lambda k, v: {"business_register": _existing_file(k, v)},
     "terms_version": lambda k, v: {"terms_version": _text(k, v)},
     "contract_font": lambda k, v: {"contract_font": Path(_text(k, v))},
+    "content_key_file": lambda k, v: {"content_key_file": _existing_file(k, v)},
+    "seal_cert": lambda k, v: {"seal_cert": _existing_file(k, v)},
+    "seal_key": lambda k, v: {"seal_key": _existing_file(k, v)},
+    "pkcs11_library": lambda k, v: {"pkcs11_library": _existing_file(k, v)},
+    "pkcs11_token": lambda k, v: {"pkcs11_token": _text(k, v)},
+    "pkcs11_key_label": lambda k, v: {"pkcs11_key_label": _text(k, v)},
+    "pkcs11_pin": lambda k, v: {"pkcs11_pin": _text(k, v)},
+    "tsa_url": lambda k, v: {"tsa_url": _url(k, v)},
+    "qualified": lambda k, v: {"qualified": _bool(k, v)},
+    "receipt_signature": lambda k, v: {"receipt_signature": _receipt(k, v)},
+    "max_delivery_bytes": lambda k, v: {"max_delivery_bytes": _int(k, v, 1)},
+    "max_delivery_parts": lambda k, v: {"max_delivery_parts": _int(k, v, 1)},
+    "allowed_content_types": lambda k, v: {"allowed_content_types": _types(k, v)},
+    "deemed_service_days": lambda k, v: {"deemed_service_days": _int(k, v, 1)},
 }
 _FIELDS = {f.name for f in fields(Settings)}
 
