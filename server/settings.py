@@ -86,7 +86,7 @@ class Settings:
     seal_cert: Path | None = None  # chain PEM; None = the dev PKI's provider-seal
     seal_key: Path | None = None  # None = the dev PKI's provider-seal.key
     pkcs11_library: Path | None = None  # set → the seal key is in this PKCS#11 token
-    pkcs11_token: str = "vep-seal"
+    pkcs11_token: str = "vep-seal"  # noqa: S105 (a token label, not a secret)
     pkcs11_key_label: str = "provider-seal"
     pkcs11_pin: str | None = None
     #: R6.2: the RFC 3161 TSA; None = the dev PKI's TSA (http://127.0.0.1:9180/…)
