@@ -181,6 +181,10 @@ def _annots_change(before: generic.DictionaryObject, after: generic.DictionaryOb
     for annot in new[len(old) :]:
         if not _is_signature_widget(annot):
             return "an annotation other than a signature widget is added"
+        if not _invisible(annot):
+            # a visible widget's appearance is drawn over the page: it could show other
+            # terms than the issued contract, so only invisible signatures are accepted
+            return "a visible signature widget is added (its appearance covers the page)"
     return None
 
 
@@ -190,6 +194,23 @@ def _is_signature_widget(annot: object) -> bool:
         return False
     field = annot if "/FT" in annot else _resolved(annot.get("/Parent"))
     return isinstance(field, generic.DictionaryObject) and field.get("/FT") == "/Sig"
+
+
+#: Annotation flags Hidden (bit 2) and NoView (bit 6), ISO 32000-1 §12.5.3.
+_NOT_SHOWN = 2 | 32
+
+
+def _invisible(annot: object) -> bool:
+    """A widget with a zero-area /Rect, or flagged hidden, is never drawn."""
+    annot = _resolved(annot)
+    if not isinstance(annot, generic.DictionaryObject):
+        return False
+    try:
+        flags = int(_resolved(annot.get("/F", 0)))
+        x1, y1, x2, y2 = (float(_resolved(v)) for v in _resolved(annot.get("/Rect", ())))
+    except (TypeError, ValueError):
+        return False
+    return bool(flags & _NOT_SHOWN) or x1 == x2 or y1 == y2
 
 
 def _acroform_problem(root: generic.DictionaryObject) -> str | None:

@@ -326,7 +326,7 @@ async def test_r2_1_unsigned_pdf_has_no_signature(
 # --- real third-party signatures (DSS test suite) -------------------------------------
 
 
-async def test_dss_corrupted_pdf_is_invalid_and_its_original_reaches_our_trust_check(
+async def test_dss_corrupted_pdf_is_invalid_and_its_visible_original_is_not_our_contract(
     checker: CertificateChecker,
 ) -> None:
     original = (DATA / "pades" / "pdf-signed-original.pdf").read_bytes()
@@ -337,11 +337,11 @@ async def test_dss_corrupted_pdf_is_invalid_and_its_original_reaches_our_trust_c
     problem = await refused(signed_document, corrupted, checker)
     assert problem.reason == "signature_invalid"
 
-    # intact, over exactly its first revision: only the signer is left, and the DSS test
-    # PKI is no anchor of ours
-    with pytest.raises(CertificateRefused) as info:
-        await verify_signed_contract(signed_document, original, checker, now())
-    assert info.value.reason == "untrusted"
+    # intact, over exactly its first revision — but its signature is visible: a widget's
+    # appearance is drawn over the page, so it is not accepted as a signed contract
+    problem = await refused(signed_document, original, checker)
+    assert problem.reason == "wrong_document"
+    assert "visible signature widget" in problem.data["check"]
 
 
 async def test_dss_detached_cades_over_hello_world(checker: CertificateChecker) -> None:
@@ -388,3 +388,28 @@ async def test_sign_contract_command_with_a_wrong_password_fails_cleanly(
     assert await asyncio.to_thread(sign_tool.run, args) == 1
     assert "cannot sign" in capsys.readouterr().err
     assert not (tmp_path / "signed.pdf").exists()
+
+
+async def test_r2_1_visible_signature_that_paints_over_the_contract_is_refused(
+    dev_pki: DevPki, checker: CertificateChecker, issued: bytes
+) -> None:
+    """A signature widget's appearance is drawn over the page: a page-sized stamp saying
+    other terms would show a different contract than the one issued (found in review)."""
+    from pyhanko import stamp
+
+    meta = signers.PdfSignatureMetadata(
+        field_name="Podpis", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES
+    )
+    signer = signers.SimpleSigner.load_pkcs12_data(
+        dev_pki.p12("qualified-qscd").read_bytes(), other_certs=(), passphrase=PASSWORD
+    )
+    pdf_signer = signers.PdfSigner(
+        meta,
+        signer=signer,
+        stamp_style=stamp.TextStampStyle(stamp_text="CENA: 0,00 EUR ZA VEDNO"),
+        new_field_spec=fields.SigFieldSpec("Podpis", box=(0, 0, 600, 850)),
+    )
+    visible = await pdf_signer.async_sign_pdf(IncrementalPdfFileWriter(BytesIO(issued)))
+    problem = await refused(issued, visible.getvalue(), checker)
+    assert problem.reason == "wrong_document"
+    assert "visible signature widget" in problem.data["check"]
