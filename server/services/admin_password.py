@@ -44,22 +44,23 @@ class AdminPasswordGuard:
             raise Refused("You are not a member of this mailbox.", "not_member")
         now = self._clock.now()
         details = {"address": address, "purpose": purpose}
-        if mailbox.admin_locked_until is not None and now < mailbox.admin_locked_until:
+        taken = await self._mailboxes.take_password_try(address, now)
+        if taken is None:
             await self._audit.append(now, actor, "mailbox.admin_password", "locked", details)
-            wait = math.ceil((mailbox.admin_locked_until - now).total_seconds())
-            raise AdminPasswordLocked(mailbox.admin_locked_until.isoformat(), wait)
-        if await asyncio.to_thread(_verify, mailbox.admin_password_hash, password):
+            current = await self._mailboxes.get(address)
+            until = current.admin_locked_until if current else None
+            until = until or now
+            wait = max(1, math.ceil((until - now).total_seconds()))
+            raise AdminPasswordLocked(until.isoformat(), wait)
+        if await asyncio.to_thread(_verify, taken.password_hash, password):
             await self._mailboxes.record_password_success(address)
             await self._audit.append(now, actor, "mailbox.admin_password", "success", details)
             return
-        counters = await self._mailboxes.record_password_failure(address, now)
+        counters = taken.counters
         await self._audit.append(
-            now,
-            actor,
-            "mailbox.admin_password",
-            "refused",
+            now, actor, "mailbox.admin_password", "refused",
             {**details, "failures": counters.failures, "locks": counters.locks},
-        )
+        )  # fmt: skip
         if counters.locked_until is not None and counters.locked_until > now:
             wait = math.ceil((counters.locked_until - now).total_seconds())
             raise AdminPasswordLocked(counters.locked_until.isoformat(), wait)

@@ -51,6 +51,14 @@ class PasswordCounters:
     locked_until: datetime | None
 
 
+@dataclass(frozen=True)
+class PasswordTry:
+    """A try that was counted and may now be checked against the hash."""
+
+    counters: PasswordCounters
+    password_hash: str
+
+
 _SELECT = """SELECT m.*, s.kind AS subscriber_kind
                FROM mailboxes m JOIN subscribers s USING (subscriber_id)"""
 
@@ -69,8 +77,13 @@ class MailboxStore:
         row = await self._pool.fetchrow(f"{_SELECT} WHERE m.address = $1", address)
         return _mailbox(row) if row else None
 
-    async def record_password_failure(self, address: str, at: datetime) -> PasswordCounters:
-        """Count a wrong admin password; the fifth in a row locks (15 min × 2^earlier locks)."""
+    async def take_password_try(self, address: str, at: datetime) -> PasswordTry | None:
+        """Count a try *before* the password is checked; None while the password is locked.
+
+        Counting first (as a failure, undone by :meth:`record_password_success`) is what
+        makes the limit hold under parallel requests: the row lock serialises the tries, so
+        at most five are ever checked before the fifth sets the lock (15 min × 2^locks).
+        """
         row = await self._pool.fetchrow(
             """UPDATE mailboxes SET
                    admin_failures = CASE WHEN admin_failures + 1 >= $3 THEN 0
@@ -82,14 +95,16 @@ class MailboxStore:
                             + make_interval(secs => $4::float8 * power(2, admin_locks))
                        ELSE admin_locked_until END
                 WHERE address = $1
-            RETURNING admin_failures, admin_locks, admin_locked_until""",
+                  AND (admin_locked_until IS NULL OR admin_locked_until <= $2)
+            RETURNING admin_failures, admin_locks, admin_locked_until, admin_password_hash""",
             address,
             at,
             MAX_FAILURES,
             FIRST_LOCK_SECONDS,
         )
-        assert row is not None
-        return PasswordCounters(row[0], row[1], row[2])
+        if row is None:
+            return None
+        return PasswordTry(PasswordCounters(row[0], row[1], row[2]), row[3])
 
     async def record_password_success(self, address: str) -> None:
         await self._pool.execute(

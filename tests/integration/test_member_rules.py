@@ -188,3 +188,23 @@ async def test_r3_2_delegate_by_person_id_and_custody_handover(server: RunningSe
             assert body["permissions"] == ["read", "send", "accept", "manage"]
     async with server.client("manager") as tomaz, tomaz.get(f"/api/v1/mailboxes/{PRIMER}") as r:
         assert (await r.json())["role"] == "custodian"
+
+
+async def test_r1_5_parallel_tries_cannot_pass_the_limit(server: RunningServer) -> None:
+    """Found in review: tries checked in parallel all used to be verified. Now each try is
+    counted before its check, so at most five are ever checked before the lock."""
+    import asyncio
+
+    results = await asyncio.gather(
+        *(_try(server, f"wrong password {i:02d}") for i in range(12)), _try(server, PASSWORD)
+    )
+    statuses = sorted(status for status, _, _ in results)
+    checked = await server.services.pool.fetch(
+        """SELECT outcome FROM audit_events WHERE action = 'mailbox.admin_password'
+            ORDER BY seq"""
+    )
+    outcomes = [row["outcome"] for row in checked]
+    assert outcomes.count("refused") + outcomes.count("success") <= 5
+    assert outcomes.count("locked") >= 8
+    assert statuses.count(201) <= 1
+    assert len(outcomes) == 13
