@@ -24,7 +24,7 @@ from ..store.mailboxes import MailboxStore
 from ..store.outbox import OutboxStore
 from ..trust.certs import load_der
 from . import fields as f
-from .mailboxes import Access
+from .mailboxes import Access, MailboxService
 
 CODE_TTL = timedelta(hours=24)
 MAX_CODE_ATTEMPTS = 5
@@ -85,6 +85,7 @@ class SettingsService:
         )
 
     async def update(self, access: Access, body: dict[str, Any]) -> None:
+        MailboxService.require_manageable(access)
         c = f.Collector()
         changes: dict[str, Any] = {}
         for key in ("directory_listed", "reference_listed", "einvoice_signing_authorised"):
@@ -117,6 +118,7 @@ class SettingsService:
         )
 
     async def add_address(self, access: Access, body: dict[str, Any]) -> str:
+        MailboxService.require_manageable(access)
         c = f.Collector()
         email = c.check("email", f.email, body.get("email"))
         if c.errors or email is None:
@@ -155,20 +157,14 @@ class SettingsService:
             return
         code = body.get("code")
         now = self._clock.now()
-        usable = (
-            contact.code_hash is not None
-            and contact.code_expires_at is not None
-            and contact.code_expires_at > now
-            and contact.code_attempts < MAX_CODE_ATTEMPTS
-        )
-        if not usable:
+        expected = await self._contacts.take_code_attempt(address, email, now, MAX_CODE_ATTEMPTS)
+        if expected is None:
             raise Conflict(
-                "The code expired or was tried too often; add the address again.", "code_expired"
+                "The code expired or was tried too often; add the address again.",
+                "code_expired",
             )
-        ok = (
-            isinstance(code, str)
-            and contact.code_hash is not None
-            and hmac.compare_digest(_code_hash(address, email, code.strip()), contact.code_hash)
+        ok = isinstance(code, str) and hmac.compare_digest(
+            _code_hash(address, email, code.strip()), expected
         )
         await self._contacts.record_attempt(address, email, ok, now, access.actor)
         if not ok:

@@ -82,9 +82,24 @@ class ContactStore:
             conn=conn,
         )
 
+    async def take_code_attempt(
+        self, address: str, email: str, at: datetime, max_attempts: int
+    ) -> bytes | None:
+        """Count an attempt before the code is compared; None when no attempt is left
+        (expired, used up, or already confirmed). Parallel attempts serialise on the row."""
+        row = await self._pool.fetchrow(
+            """UPDATE notification_addresses SET code_attempts = code_attempts + 1
+                WHERE address = $1 AND email = $2 AND code_hash IS NOT NULL
+                  AND confirmed_at IS NULL AND code_expires_at > $3 AND code_attempts < $4
+            RETURNING code_hash""",
+            address, email, at, max_attempts,
+        )  # fmt: skip
+        return bytes(row["code_hash"]) if row else None
+
     async def record_attempt(
         self, address: str, email: str, ok: bool, at: datetime, actor: str
     ) -> None:
+        """Confirm on a right code; either way audit the attempt (already counted)."""
         async with self._pool.acquire() as conn, conn.transaction():
             if ok:
                 await conn.execute(
@@ -94,13 +109,6 @@ class ContactStore:
                     address,
                     email,
                     at,
-                )
-            else:
-                await conn.execute(
-                    """UPDATE notification_addresses SET code_attempts = code_attempts + 1
-                        WHERE address = $1 AND email = $2""",
-                    address,
-                    email,
                 )
             await self._audit.append(
                 at,

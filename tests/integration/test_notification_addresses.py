@@ -135,3 +135,33 @@ async def test_r5_4_mail_server_down_then_up_the_email_arrives_once(
         await asyncio.sleep(0.3)  # more polling passes: still only one
         assert len(smtp.received) == 1
         assert await _pending(server) == 0
+
+
+async def test_r3_4_parallel_wrong_codes_cannot_pass_five_attempts(
+    dev_pki, pki_service: PkiService, database_url: str, smtp: SmtpServer
+) -> None:
+    """Found in review: attempts were read, compared, then counted; in parallel all
+    passed the check. Each attempt is now counted first."""
+    smtp.start()
+    settings = make_settings(dev_pki, database_url, smtp_port=smtp.port, outbox_poll_seconds=0.05)
+    async with running_server(settings, dev_pki) as server:
+        await open_mailbox(server, "qualified-qscd", legal("primer"))
+        async with server.client("qualified-qscd") as ana:
+            async with ana.post(BASE, json={"email": "board@primer.si"}) as r:
+                assert r.status == 202
+            assert await _wait(smtp, 1)
+            code = _code(smtp)
+            wrong = [f"{(int(code) + i) % 1_000_000:06d}" for i in range(1, 13)]
+
+            async def attempt(value: str) -> int:
+                url = f"{BASE}/board@primer.si/confirm"
+                async with ana.post(url, json={"code": value}) as response:
+                    return response.status
+
+            statuses = await asyncio.gather(*(attempt(w) for w in wrong))
+        assert statuses.count(422) == 5
+        assert statuses.count(409) == 7
+        attempts = await server.services.pool.fetchval(
+            "SELECT code_attempts FROM notification_addresses"
+        )
+    assert attempts == 5
