@@ -110,7 +110,7 @@ class MailboxService:
         return await self._memberships.members(access.mailbox.address)
 
     @staticmethod
-    def _require_manageable(access: Access) -> None:
+    def require_manageable(access: Access) -> None:
         if access.mailbox.state not in MANAGEABLE:
             raise Conflict(
                 f"The mailbox is {access.mailbox.state}; its members cannot change.",
@@ -120,7 +120,7 @@ class MailboxService:
 
     async def add_delegate(self, access: Access, body: dict[str, Any]) -> Membership:
         """R3.2: the custodian adds a person by certificate PEM or by known person id."""
-        self._require_manageable(access)
+        self.require_manageable(access)
         if access.mailbox.kind == "single":
             raise Conflict("A single-user mailbox has no delegates (R3.1).", "single_user")
         permissions = permissions_field(body.get("permissions", ["read"]))
@@ -130,15 +130,18 @@ class MailboxService:
                 [{"field": "certificate", "reason": "one_of_certificate_or_person_id"}]
             )
         now = self._clock.now()
+        delegate = None
         if isinstance(pem, str):
             try:
                 delegate = await self._checker.check(pem.encode("ascii", "replace"))
             except CertificateRefused as exc:
                 raise InvalidFields([{"field": "certificate", "reason": exc.reason}]) from None
-            await self._persons.record_login(delegate.facts, delegate.loa.value, now)
             person_id, fingerprints = delegate.facts.person_id, [delegate.facts.fingerprint]
         elif isinstance(person_id, str):
-            known = [c for c in await self._persons.certificates_of(person_id) if c.not_after > now]
+            valid_now = self._checker.now()
+            known = [
+                c for c in await self._persons.certificates_of(person_id) if c.not_after > valid_now
+            ]
             if not known:
                 raise InvalidFields([{"field": "person_id", "reason": "unknown_person"}])
             fingerprints = [c.fingerprint for c in known]
@@ -147,6 +150,8 @@ class MailboxService:
         await self._guard.require(
             access.mailbox.address, body.get("admin_password"), access.actor, "add_delegate"
         )
+        if delegate is not None:  # only now: a refused password writes nothing
+            await self._persons.record_login(delegate.facts, delegate.loa.value, now)
         try:
             await self._memberships.add_delegate(
                 access.mailbox.address, person_id, permissions, fingerprints, now, access.actor
@@ -158,7 +163,7 @@ class MailboxService:
         return added
 
     async def set_permissions(self, access: Access, person_id: str, body: dict[str, Any]) -> None:
-        self._require_manageable(access)
+        self.require_manageable(access)
         permissions = permissions_field(body.get("permissions"))
         if not await self._memberships.set_permissions(
             access.mailbox.address, person_id, permissions, self._clock.now(), access.actor
@@ -167,13 +172,14 @@ class MailboxService:
 
     async def remove_delegate(self, access: Access, person_id: str) -> None:
         """Effective at once, also for sessions already open (R3.2)."""
+        self.require_manageable(access)
         if not await self._memberships.remove(
             access.mailbox.address, person_id, self._clock.now(), access.actor
         ):
             raise NotFound("No such delegate in this mailbox.")
 
     async def transfer_custody(self, access: Access, body: dict[str, Any]) -> None:
-        self._require_manageable(access)
+        self.require_manageable(access)
         successor = body.get("person_id")
         if not isinstance(successor, str):
             raise InvalidFields([{"field": "person_id", "reason": "required"}])

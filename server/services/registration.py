@@ -93,6 +93,10 @@ class RegistrationService:
         )
         entity = None
         if kind == "natural":
+            cert_tax = _certificate_tax_number(check)
+            if cert_tax and details["tax_number"] and details["tax_number"] != cert_tax:
+                # R2.5 must not be dodged with someone else's valid tax number
+                c.fail("tax_number", "certificate_mismatch")
             born = c.check("birth_date", f.birth_date, body.get("birth_date"))
             if born is not None and not f.of_age(born, now):
                 c.fail("birth_date", "under_age")
@@ -233,6 +237,12 @@ class RegistrationService:
             )
         except AddressTaken:
             raise Conflict("The address was taken meanwhile.", "address_taken") from None
+
+
+def _certificate_tax_number(check: CertificateCheck) -> str | None:
+    """The tax number in the certificate's serialNumber (``TAXSI-12345679``), if any."""
+    serial = check.facts.subject_serial_number or ""
+    return serial[len("TAXSI-") :] if serial.startswith("TAXSI-") else None
 
 
 def _norm(name: str) -> str:

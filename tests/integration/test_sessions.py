@@ -154,7 +154,7 @@ async def test_r1_3_revoked_meanwhile_ends_session_at_revalidation(
             assert body["reason"] == "revoked"
             assert body["revocation_reason"] == "key_compromise"
         async with client.get("/api/v1/session") as response:
-            assert response.status == 401  # the session is over, the cookie was cleared
+            assert response.status == 401  # the session row was ended at the refusal
         ended = await server.services.pool.fetchval(
             "SELECT end_reason FROM sessions WHERE ended_at IS NOT NULL"
         )

@@ -31,16 +31,12 @@ def session_json(check: CertificateCheck, csrf_token: str | None) -> dict[str, A
     return body
 
 
-def set_session_cookie(response: web.StreamResponse, token: str, max_age: int) -> None:
-    # __Host- prefix: Secure, Path=/, no Domain — the browser enforces all three.
+def set_session_cookie(response: web.StreamResponse, token: str) -> None:
+    # __Host- prefix: Secure, Path=/, no Domain — the browser enforces all three. No
+    # Max-Age: the browser keeps it for the browser session, and the server ends it after
+    # 30 minutes without activity (R1.6), counted from the last request, not from login.
     response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        path="/",
-        secure=True,
-        httponly=True,
-        samesite="Strict",
-        max_age=max_age,
+        SESSION_COOKIE, token, path="/", secure=True, httponly=True, samesite="Strict"
     )
 
 
@@ -58,7 +54,7 @@ async def get_session(request: web.Request) -> web.Response:
     assert who.session is not None
     response = web.json_response(session_json(who.check, who.session.row.csrf_token))
     if new_token is not None:
-        set_session_cookie(response, new_token, services(request).settings.session_idle_seconds)
+        set_session_cookie(response, new_token)
     return response
 
 

@@ -6,7 +6,6 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ..api.session import ensure_session, session_json, set_session_cookie
-from ..context import services
 
 
 async def home(request: web.Request) -> web.Response:
@@ -18,7 +17,7 @@ async def home(request: web.Request) -> web.Response:
     }
     response = aiohttp_jinja2.render_template("home.html", request, context)
     if new_token is not None:
-        set_session_cookie(response, new_token, services(request).settings.session_idle_seconds)
+        set_session_cookie(response, new_token)
     return response
 
 
