@@ -143,6 +143,12 @@ def cmd_admin(args: argparse.Namespace) -> int:
     return cli_admin.run(args, _settings())
 
 
+def cmd_run_job(args: argparse.Namespace) -> int:
+    from . import cli_jobs
+
+    return cli_jobs.run(args, _settings())
+
+
 def cmd_sign_contract(args: argparse.Namespace) -> int:
     from .tools import sign
 
@@ -161,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--dir", default=".data/pki")
     dev.add_argument("--port", type=int, default=9180)
     dev.add_argument("--force", action="store_true", help="re-issue even when present")
-    from . import cli_admin
+    from . import cli_admin, cli_jobs
     from .tools import sign
 
     cli_admin.add_cli(sub)
+    cli_jobs.add_cli(sub)
     sign.add_cli(sub)
     args = parser.parse_args(argv)
     handlers = {
@@ -175,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "dev-pki": cmd_dev_pki,
         "admin": cmd_admin,
         "sign-contract": cmd_sign_contract,
+        "run-job": cmd_run_job,
     }
     return handlers[args.command](args)
 

@@ -18,6 +18,9 @@ import jinja2
 from aiohttp import web
 
 from .clock import Clock, SystemClock
+from .content.keys import ensure_dev_master_key, load_master_key
+from .content.store import FileContentStore
+from .evidence.factory import sealer_from_settings
 from .http import middlewares, routes
 from .http.context import SERVICES
 from .notify.notifier import Notifier, SmtpNotifier
@@ -74,7 +77,12 @@ def _resources(  # type: ignore[no-untyped-def]
                     fetch_timeout=settings.fetch_timeout_seconds,
                     clock=trust_clock,
                 )
-                services = build_services(settings, clock, pool, checker)
+                key_file = settings.effective_content_key_file
+                if settings.dev_pki and not key_file.exists():
+                    ensure_dev_master_key(key_file)  # development set-up only (R5.5)
+                content = FileContentStore(settings.data_dir / "content", load_master_key(key_file))
+                sealer = sealer_from_settings(settings, http_client)
+                services = build_services(settings, clock, pool, checker, content, sealer)
                 app[SERVICES] = services
                 worker = OutboxWorker(
                     services.outbox,

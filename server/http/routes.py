@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .api import directory, health, mailboxes, registrations, session
+from .api import deliveries, directory, health, mailboxes, registrations, session
 from .ui import home
 
 MAILBOX = "/api/v1/mailboxes/{address}"
@@ -44,3 +44,16 @@ def setup(app: web.Application) -> None:
     )
 
     r.add_get("/api/v1/directory", directory.search)
+
+    r.add_post(f"{MAILBOX}/deliveries", deliveries.submit)
+    r.add_get(f"{MAILBOX}/inbox", deliveries.inbox)
+    r.add_get(f"{MAILBOX}/outbox", deliveries.outbox)
+    delivery = "/api/v1/deliveries/{id}"
+    r.add_get(delivery, deliveries.show)
+    r.add_get(f"{delivery}/parts/{{part}}", deliveries.download)
+    r.add_get(f"{delivery}/evidence", deliveries.evidence_list)
+    r.add_get(f"{delivery}/evidence/{{eid}}", deliveries.evidence_item)
+    r.add_get(f"{delivery}/receipt", deliveries.receipt)
+    r.add_post(f"{delivery}/receipt", deliveries.accept_signed)
+    r.add_post(f"{delivery}/accept", deliveries.accept_login)
+    r.add_post(f"{delivery}/reject", deliveries.reject)

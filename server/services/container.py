@@ -11,13 +11,16 @@ from ..settings import Settings
 from ..store.audit import AuditStore
 from ..store.outbox import OutboxStore
 from ..store.persons import PersonStore
+from .acceptance import AcceptanceService
 from .authentication import Authenticator
+from .delivery_access import DeliveryAccessService
 from .directory import DirectoryService
 from .mailbox_settings import SettingsService
 from .mailboxes import MailboxService
 from .operator import OperatorService
 from .registration import RegistrationService
 from .sessions import SessionService
+from .submission import SubmissionService
 
 
 @dataclass(frozen=True)
@@ -35,3 +38,6 @@ class Services:
     settings_service: SettingsService
     directory: DirectoryService
     operator: OperatorService
+    submission: SubmissionService
+    delivery_access: DeliveryAccessService
+    acceptance: AcceptanceService

@@ -7,10 +7,13 @@ from datetime import timedelta
 import asyncpg
 
 from ..clock import Clock
+from ..content.store import ContentStore
+from ..evidence.seal import EvidenceSealer
 from ..registry.business import FixtureRegister
 from ..settings import Settings
 from ..store.audit import AuditStore
 from ..store.contacts import ContactStore
+from ..store.deliveries import DeliveryStore
 from ..store.directory import DirectoryStore
 from ..store.mailboxes import MailboxStore
 from ..store.memberships import MembershipStore
@@ -19,25 +22,35 @@ from ..store.persons import PersonStore
 from ..store.registrations import RegistrationStore
 from ..store.sessions import SessionStore
 from ..trust.validation import CertificateChecker
+from .acceptance import AcceptanceService
 from .admin_password import AdminPasswordGuard
 from .authentication import Authenticator
 from .container import Services
+from .delivery_access import DeliveryAccessService
 from .directory import DirectoryService
 from .mailbox_settings import SettingsService
 from .mailboxes import MailboxService
 from .operator import OperatorService
 from .registration import RegistrationService
 from .sessions import SessionService
+from .submission import SubmissionService
 
 
 def build_services(
-    settings: Settings, clock: Clock, pool: asyncpg.Pool, checker: CertificateChecker
+    settings: Settings,
+    clock: Clock,
+    pool: asyncpg.Pool,
+    checker: CertificateChecker,
+    content: ContentStore,
+    sealer: EvidenceSealer,
 ) -> Services:
     audit = AuditStore(pool)
     persons = PersonStore(pool)
     mailboxes = MailboxStore(pool, audit)
     memberships = MembershipStore(pool, audit)
     outbox = OutboxStore(pool)
+    contacts = ContactStore(pool, audit)
+    deliveries = DeliveryStore(pool, audit)
     authenticator = Authenticator(
         checker,
         persons,
@@ -46,6 +59,15 @@ def build_services(
         timedelta(seconds=settings.revalidation_seconds),
         settings.check_cache_size,
     )
+    members = MailboxService(
+        clock,
+        mailboxes,
+        memberships,
+        persons,
+        AdminPasswordGuard(mailboxes, audit, clock),
+        checker,
+    )
+    reading = DeliveryAccessService(clock, deliveries, mailboxes, members, content, sealer)
     return Services(
         settings=settings,
         clock=clock,
@@ -69,17 +91,26 @@ def build_services(
             FixtureRegister(settings.business_register),
             checker,
         ),
-        mailboxes=MailboxService(
-            clock,
-            mailboxes,
-            memberships,
-            persons,
-            AdminPasswordGuard(mailboxes, audit, clock),
-            checker,
-        ),
-        settings_service=SettingsService(clock, mailboxes, ContactStore(pool, audit), outbox),
+        mailboxes=members,
+        settings_service=SettingsService(clock, mailboxes, contacts, outbox),
         directory=DirectoryService(
             DirectoryStore(pool), clock, settings.directory_lookups_per_hour
         ),
         operator=OperatorService(clock, mailboxes),
+        submission=SubmissionService(
+            settings, clock, deliveries, mailboxes, contacts, outbox, content, sealer
+        ),
+        delivery_access=reading,
+        acceptance=AcceptanceService(
+            settings,
+            clock,
+            deliveries,
+            mailboxes,
+            members,
+            reading,
+            contacts,
+            outbox,
+            sealer,
+            checker,
+        ),
     )

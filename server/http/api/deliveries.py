@@ -1,0 +1,231 @@
+"""Deliveries: submit (multipart, streamed), read, download, evidence, return receipts
+(R5, R6)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from ...errors import BadRequest
+from ...services.mailboxes import Need
+from ...services.submission import IncomingPart
+from ...store.deliveries import DeliveryRow, ListedDelivery
+from ..context import principal, services
+from .common import read_body
+
+CHUNK = 1024 * 1024
+MAX_SIGNED_RECEIPT = 1024 * 1024
+
+
+async def _incoming(request: web.Request) -> AsyncIterator[IncomingPart]:
+    """aiohttp's multipart reader as the service's stream of parts (each read in chunks)."""
+    if not request.content_type.startswith("multipart/"):
+        raise BadRequest(
+            "Send multipart/form-data with metadata and file parts.", "unsupported_media_type"
+        )
+    reader = await request.multipart()
+    while True:
+        part = await reader.next()
+        if part is None:
+            return
+        if not isinstance(part, BodyPartReader):
+            raise BadRequest("Nested multipart is not supported.", "nested_multipart")
+
+        async def chunks(p: BodyPartReader = part) -> AsyncIterator[bytes]:
+            while True:
+                chunk = await p.read_chunk(CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+
+        yield IncomingPart(
+            field=part.name or "",
+            filename=part.filename,
+            media_type=part.headers.get("Content-Type", "application/octet-stream"),
+            chunks=chunks(),
+        )
+
+
+def _listed(d: ListedDelivery) -> dict[str, object]:
+    return {
+        "delivery_id": str(d.delivery_id),
+        "kind": d.kind,
+        "sender": d.sender_address,
+        "subject": d.subject,
+        "at": d.at.isoformat(),
+        "state": d.state,
+    }
+
+
+def _delivery(d: DeliveryRow, content_visible: bool, recipient: str | None) -> dict[str, object]:
+    body: dict[str, object] = {
+        "delivery_id": str(d.delivery_id),
+        "kind": d.kind,
+        "sender": d.sender_address,
+        "subject": d.subject,
+        "reference": d.reference,
+        "submitted_at": d.submitted_at.isoformat(),
+        "recipients": [
+            {
+                "address": r.recipient_address,
+                "state": r.state,
+                "decided_at": r.decided_at.isoformat() if r.decided_at else None,
+                "handed_over_at": r.handed_over_at.isoformat() if r.handed_over_at else None,
+            }
+            for r in d.recipients
+            if recipient is None or r.recipient_address == recipient
+        ],
+    }
+    if content_visible:
+        body["message"] = d.message
+        body["parts"] = [
+            {
+                "part_no": p.part_no,
+                "name": p.name,
+                "media_type": p.media_type,
+                "size": p.size,
+                "sha256": p.sha256,
+                "href": f"/api/v1/deliveries/{d.delivery_id}/parts/{p.part_no}",
+            }
+            for p in d.parts
+        ]
+    return body
+
+
+async def submit(request: web.Request) -> web.Response:
+    svc = services(request)
+    access = await svc.mailboxes.authorize(
+        request.match_info["address"], principal(request).check, Need.MEMBER
+    )
+    submitted = await svc.submission.submit(access, _incoming(request))
+    return web.json_response(
+        {
+            "delivery_id": str(submitted.delivery_id),
+            "kind": submitted.kind,
+            "to": list(submitted.recipients),
+            "evidence": [
+                {
+                    "evidence_id": e.evidence_id,
+                    "event": str(e.event),
+                    "href": f"/api/v1/deliveries/{submitted.delivery_id}/evidence/{e.evidence_id}",
+                }
+                for e in submitted.evidence
+            ],
+        },
+        status=201,
+    )
+
+
+async def _box(request: web.Request, box: str) -> web.Response:
+    svc = services(request)
+    access = await svc.mailboxes.authorize(
+        request.match_info["address"], principal(request).check, Need.MEMBER
+    )
+    rows, next_cursor = await svc.delivery_access.listing(access, box, request.query.get("after"))
+    return web.json_response({"deliveries": [_listed(r) for r in rows], "next": next_cursor})
+
+
+async def inbox(request: web.Request) -> web.Response:
+    return await _box(request, "inbox")
+
+
+async def outbox(request: web.Request) -> web.Response:
+    return await _box(request, "outbox")
+
+
+async def show(request: web.Request) -> web.Response:
+    view = await services(request).delivery_access.view(
+        request.match_info["id"], principal(request).check
+    )
+    return web.json_response(_delivery(view.delivery, view.content_visible, view.recipient))
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    try:
+        part_no = int(request.match_info["part"])
+    except ValueError:
+        raise BadRequest("Part numbers are integers.", "bad_part") from None
+    part, chunks = await services(request).delivery_access.download(
+        request.match_info["id"], part_no, principal(request).check
+    )
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": part.media_type,
+            "Content-Length": str(part.size),
+            "Content-Disposition": f'attachment; filename="{part.name.replace(chr(34), "")}"',
+            "X-Content-SHA256": part.sha256,
+        }
+    )
+    await response.prepare(request)
+    async for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def evidence_list(request: web.Request) -> web.Response:
+    rows = await services(request).delivery_access.evidence_list(
+        request.match_info["id"], principal(request).check
+    )
+    return web.json_response(
+        {
+            "evidence": [
+                {
+                    "evidence_id": str(r.evidence_id),
+                    "event": r.event,
+                    "recipient": r.recipient_address,
+                    "event_time": r.event_time.isoformat(),
+                    "sha256": r.sha256,
+                    "qualified": r.qualified,
+                    "href": f"/api/v1/deliveries/{r.delivery_id}/evidence/{r.evidence_id}",
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+async def evidence_item(request: web.Request) -> web.Response:
+    row = await services(request).delivery_access.evidence_item(
+        request.match_info["id"], request.match_info["eid"], principal(request).check
+    )
+    return web.Response(
+        body=row.xml,
+        content_type="application/xml",
+        headers={"Content-Disposition": f'attachment; filename="evidence-{row.evidence_id}.xml"'},
+    )
+
+
+async def receipt(request: web.Request) -> web.Response:
+    issued = await services(request).acceptance.issue_receipt(
+        request.match_info["id"], principal(request).check
+    )
+    return web.Response(
+        body=issued.document,
+        content_type="application/xml",
+        headers={"X-Receipt-Id": str(issued.receipt_id)},
+    )
+
+
+async def accept_signed(request: web.Request) -> web.Response:
+    receipt_id = request.query.get("receipt_id") or request.headers.get("X-Receipt-Id") or ""
+    signature = await read_body(request, MAX_SIGNED_RECEIPT)
+    count = await services(request).acceptance.accept_signed(
+        request.match_info["id"], principal(request).check, receipt_id, signature
+    )
+    return web.json_response({"accepted": count})
+
+
+async def accept_login(request: web.Request) -> web.Response:
+    count = await services(request).acceptance.accept_by_login(
+        request.match_info["id"], principal(request).check
+    )
+    return web.json_response({"accepted": count})
+
+
+async def reject(request: web.Request) -> web.Response:
+    count = await services(request).acceptance.reject(
+        request.match_info["id"], principal(request).check
+    )
+    return web.json_response({"rejected": count})

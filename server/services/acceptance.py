@@ -1,0 +1,270 @@
+"""Return receipts — the vročilnica — and deemed service (R5.3, ZUP art. 86, ZPP 141.a).
+
+A return-receipt delivery is opened only by a recipient logged in at LoA high (QSCD) with
+the ``accept`` permission, who signs the vročilnica with that same certificate (detached
+CAdES over the exact bytes issued). Signing one vročilnica accepts every return-receipt
+delivery then waiting in the mailbox, all listed in it (ZPP 141.a(6)). With
+``receipt_signature = "login"`` an explicit acceptance by the QSCD-authenticated session is
+enough (the literal rule of the VEP.SI terms) and the evidence records that. After 15 days
+without acceptance the delivery is deemed served: ``AcceptanceRejectionExpiry`` evidence,
+the sender is told, the content is released.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from lxml import etree
+
+from ..clock import Clock
+from ..errors import Conflict, NotFound, Refused
+from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
+from ..evidence.seal import EvidenceSealer
+from ..settings import Settings
+from ..store.contacts import ContactStore
+from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence
+from ..store.mailboxes import MailboxStore
+from ..store.outbox import OutboxStore
+from ..trust.certs import Loa
+from ..trust.signatures import verify_signed_contract
+from ..trust.validation import CertificateCheck, CertificateChecker
+from .delivery_access import DeliveryAccessService
+from .mailboxes import MailboxService, Need
+from .submission import new_evidence
+
+NS = "https://vep.si/ns/vrocilnica/v1"
+
+
+@dataclass(frozen=True)
+class IssuedReceipt:
+    receipt_id: uuid.UUID
+    document: bytes
+    delivery_ids: tuple[uuid.UUID, ...]
+
+
+def _parts(delivery: DeliveryRow) -> tuple[ContentPart, ...]:
+    return tuple(ContentPart(p.name, p.media_type, p.size, p.sha256) for p in delivery.parts)
+
+
+class AcceptanceService:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        deliveries: DeliveryStore,
+        mailboxes: MailboxStore,
+        members: MailboxService,
+        reading: DeliveryAccessService,
+        contacts: ContactStore,
+        outbox: OutboxStore,
+        sealer: EvidenceSealer,
+        checker: CertificateChecker,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._deliveries = deliveries
+        self._mailboxes = mailboxes
+        self._members = members
+        self._reading = reading
+        self._contacts = contacts
+        self._outbox = outbox
+        self._sealer = sealer
+        self._checker = checker
+
+    async def _recipient_for_acceptance(
+        self, delivery_id: str, check: CertificateCheck
+    ) -> tuple[DeliveryRow, str]:
+        view = await self._reading.view(delivery_id, check)
+        if view.recipient is None or view.delivery.kind != "return_receipt":
+            raise NotFound("No return-receipt delivery waits for you here.")
+        access = await self._members.authorize(view.recipient, check, Need.MEMBER)
+        if not access.has("accept"):
+            raise Refused(
+                "This needs the accept permission.", "permission_required", permission="accept"
+            )
+        if check.loa is not Loa.HIGH:
+            raise Refused(
+                "Accepting a formal delivery needs a qualified certificate on a smart card "
+                "(LoA high, R5.3).",
+                "loa_high_required",
+            )
+        row = view.delivery.recipient(view.recipient)
+        if row is None or row.state != "awaiting_acceptance":
+            raise Conflict("This delivery no longer waits for acceptance.", "not_waiting")
+        return view.delivery, view.recipient
+
+    async def issue_receipt(self, delivery_id: str, check: CertificateCheck) -> IssuedReceipt:
+        """The vročilnica to sign: every return-receipt delivery waiting in the mailbox."""
+        _, recipient = await self._recipient_for_acceptance(delivery_id, check)
+        now = self._clock.now()
+        waiting = await self._deliveries.awaiting(recipient)
+        root = etree.Element(f"{{{NS}}}Vrocilnica", nsmap={None: NS})
+        receipt_id = uuid.uuid4()
+        etree.SubElement(root, f"{{{NS}}}ReceiptId").text = str(receipt_id)
+        etree.SubElement(root, f"{{{NS}}}IssuedAt").text = now.isoformat()
+        etree.SubElement(root, f"{{{NS}}}Recipient").text = recipient
+        person = etree.SubElement(root, f"{{{NS}}}SignedBy")
+        person.set("issuer", check.facts.issuer)
+        person.set("serial", check.facts.serial)
+        person.set("sha256", check.facts.fingerprint)
+        person.text = check.facts.common_name or check.facts.person_id
+        listed = etree.SubElement(root, f"{{{NS}}}Deliveries")
+        for did in waiting:
+            delivery = await self._deliveries.get(did)
+            assert delivery is not None
+            item = etree.SubElement(listed, f"{{{NS}}}Delivery", id=str(did))
+            etree.SubElement(item, f"{{{NS}}}Sender").text = delivery.sender_address
+            etree.SubElement(item, f"{{{NS}}}Subject").text = delivery.subject
+            etree.SubElement(item, f"{{{NS}}}SubmittedAt").text = delivery.submitted_at.isoformat()
+            for p in delivery.parts:
+                digest = etree.SubElement(item, f"{{{NS}}}Part", name=p.name, size=str(p.size))
+                digest.set("sha256", p.sha256)
+        etree.SubElement(root, f"{{{NS}}}Statement").text = (
+            "S podpisom potrjujem prejem navedenih pošiljk. "
+            "By signing I acknowledge receipt of the deliveries listed."
+        )
+        document = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        await self._deliveries.insert_receipt(
+            receipt_id, recipient, check.facts.person_id, now, document, list(waiting)
+        )
+        return IssuedReceipt(receipt_id, document, tuple(waiting))
+
+    async def accept_signed(
+        self, delivery_id: str, check: CertificateCheck, receipt_id: str, signature: bytes
+    ) -> int:
+        """Verify the signed vročilnica and accept every delivery it lists."""
+        delivery, recipient = await self._recipient_for_acceptance(delivery_id, check)
+        try:
+            rid = uuid.UUID(receipt_id)
+        except ValueError:
+            raise NotFound("No such receipt.") from None
+        receipt = await self._deliveries.receipt(rid)
+        if (
+            receipt is None
+            or receipt["issued_to"] != check.facts.person_id
+            or receipt["recipient_address"] != recipient
+            or delivery.delivery_id not in receipt["delivery_ids"]
+        ):
+            raise NotFound("No such receipt.")
+        if receipt["used_at"] is not None:
+            raise Conflict("This receipt was already used.", "receipt_used")
+        result = await verify_signed_contract(
+            bytes(receipt["document"]), signature, self._checker, self._checker.now()
+        )
+        if result.signer.facts.fingerprint != check.facts.fingerprint:
+            raise Refused(
+                "The return receipt must be signed with the certificate of this session.",
+                "signer_mismatch",
+            )
+        if result.signer.loa is not Loa.HIGH:
+            raise Refused("The signature must come from a QSCD (R5.3).", "loa_high_required")
+        return await self._decide(
+            list(receipt["delivery_ids"]),
+            recipient,
+            check,
+            "accepted",
+            "signature",
+            (
+                ("recipient_signature", base64.b64encode(signature).decode()),
+                ("receipt_id", str(rid)),
+            ),
+        )
+
+    async def accept_by_login(self, delivery_id: str, check: CertificateCheck) -> int:
+        if self._settings.receipt_signature != "login":
+            raise Refused("Sign the return receipt (vročilnica) to accept.", "signature_required")
+        _, recipient = await self._recipient_for_acceptance(delivery_id, check)
+        waiting = await self._deliveries.awaiting(recipient)
+        return await self._decide(waiting, recipient, check, "accepted", "login", ())
+
+    async def reject(self, delivery_id: str, check: CertificateCheck) -> int:
+        delivery, recipient = await self._recipient_for_acceptance(delivery_id, check)
+        return await self._decide(
+            [delivery.delivery_id], recipient, check, "rejected", "rejection", ()
+        )
+
+    async def _decide(
+        self,
+        delivery_ids: list[uuid.UUID],
+        recipient: str,
+        check: CertificateCheck | None,
+        state: str,
+        method: str,
+        extra: tuple[tuple[str, str], ...],
+        now: datetime | None = None,
+    ) -> int:
+        now = now or self._clock.now()
+        event = {
+            "accepted": EventName.CONSIGNMENT_ACCEPTANCE,
+            "rejected": EventName.CONSIGNMENT_REJECTION,
+            "deemed_served": EventName.ACCEPTANCE_REJECTION_EXPIRY,
+        }[state]
+        mailbox = await self._mailboxes.get(recipient)
+        related = ",".join(str(d) for d in delivery_ids)
+        decisions: list[tuple[uuid.UUID, str, NewEvidence]] = []
+        for did in delivery_ids:
+            delivery = await self._deliveries.get(did)
+            if delivery is None:
+                continue
+            sender = await self._mailboxes.get(delivery.sender_address)
+            sealed = await self._sealer.seal(
+                EvidenceEvent(
+                    event=event,
+                    evidence_id=str(uuid.uuid4()),
+                    delivery_id=str(did),
+                    event_time=now,
+                    submission_time=delivery.submitted_at,
+                    sender=Party(
+                        sender.display_name if sender else delivery.sender_address,
+                        delivery.sender_address,
+                    ),
+                    recipients=(
+                        Party(
+                            mailbox.display_name if mailbox else recipient,
+                            recipient,
+                            CertRef.from_facts(check.facts) if check else None,
+                        ),
+                    ),
+                    parts=_parts(delivery),
+                    kind=delivery.kind,
+                    reasons=(("deemed_service", "15 days without acceptance (ZUP/ZPP)"),)
+                    if state == "deemed_served"
+                    else (),
+                    extra=(("acceptance_method", method), ("related_deliveries", related), *extra),
+                )
+            )
+            decisions.append((did, recipient, new_evidence(sealed, recipient)))
+        actor = check.facts.person_id if check else "system"
+        return await self._deliveries.record_decision(decisions, state, method, now, actor)
+
+    async def deemed_service(self, now: datetime | None = None) -> int:
+        """R5.3: issue AcceptanceRejectionExpiry for deliveries not accepted in 15 days."""
+        now = now or self._clock.now()
+        cutoff = now - timedelta(days=self._settings.deemed_service_days)
+        due = await self._deliveries.due_for_deemed_service(cutoff)
+        done = 0
+        for row in due:
+            changed = await self._decide(
+                [row["delivery_id"]],
+                row["recipient_address"],
+                None,
+                "deemed_served",
+                "deemed",
+                (),
+                now,
+            )
+            if changed:
+                done += changed
+                async with self._deliveries.pool.acquire() as conn, conn.transaction():
+                    for email in await self._contacts.confirmed(conn, row["sender_address"]):
+                        await self._outbox.enqueue(
+                            conn,
+                            to=email,
+                            kind="mailbox_notice",
+                            params={"mailbox": row["sender_address"], "notice": "state_changed"},
+                            at=now,
+                        )
+        return done

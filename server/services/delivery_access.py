@@ -1,0 +1,194 @@
+"""Reading deliveries: who may see what (R5.3, R5.5, R6.1, R6.3).
+
+A delivery is visible to members with ``read`` of the sender's mailbox and of each
+recipient's mailbox, and to nobody else (404, so its existence does not leak). Before a
+return-receipt delivery is accepted (or deemed served) the recipient sees the sender,
+subject and dates, never the message or the content. The recipient's first download of
+any part issues ``ContentHandover``, once.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..clock import Clock
+from ..content.files import StoredPart
+from ..content.keys import WrappedKey
+from ..content.store import ContentStore
+from ..errors import BadRequest, NotFound, Refused
+from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
+from ..evidence.seal import EvidenceSealer
+from ..store.deliveries import DeliveryRow, DeliveryStore, EvidenceRow, ListedDelivery, PartRow
+from ..store.mailboxes import MailboxStore
+from ..trust.validation import CertificateCheck
+from .mailboxes import Access, MailboxService, Need
+from .submission import new_evidence
+
+#: States in which the recipient may read the content.
+RELEASED = ("consigned", "accepted", "deemed_served")
+PAGE = 50
+
+
+@dataclass(frozen=True)
+class View:
+    """A delivery as one caller may see it."""
+
+    delivery: DeliveryRow
+    as_sender: bool
+    recipient: str | None  # the recipient mailbox the caller reads for, if any
+    content_visible: bool
+
+
+def encode_cursor(at: datetime, delivery_id: uuid.UUID) -> str:
+    raw = f"{at.isoformat()}|{delivery_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, did = raw.split("|", 1)
+        return datetime.fromisoformat(at), uuid.UUID(did)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The `after` cursor is not valid.", "bad_cursor") from None
+
+
+class DeliveryAccessService:
+    def __init__(
+        self,
+        clock: Clock,
+        deliveries: DeliveryStore,
+        mailboxes: MailboxStore,
+        members: MailboxService,
+        content: ContentStore,
+        sealer: EvidenceSealer,
+    ) -> None:
+        self._clock = clock
+        self._deliveries = deliveries
+        self._mailboxes = mailboxes
+        self._members = members
+        self._content = content
+        self._sealer = sealer
+
+    async def listing(
+        self, access: Access, box: str, after: str | None
+    ) -> tuple[list[ListedDelivery], str | None]:
+        """Inbox or outbox, newest first, keyset-paginated (``after`` = the last cursor)."""
+        if not access.has("read"):
+            raise Refused(
+                "This needs the read permission.", "permission_required", permission="read"
+            )
+        cursor = decode_cursor(after)
+        fetch = self._deliveries.inbox if box == "inbox" else self._deliveries.outbox
+        rows = await fetch(access.mailbox.address, cursor, PAGE + 1)
+        more = len(rows) > PAGE
+        rows = rows[:PAGE]
+        next_cursor = encode_cursor(rows[-1].at, rows[-1].delivery_id) if more and rows else None
+        return rows, next_cursor
+
+    async def _reader(self, address: str, check: CertificateCheck) -> Access | None:
+        try:
+            access = await self._members.authorize(address, check, Need.MEMBER)
+        except Refused:
+            return None
+        return access if access.has("read") else None
+
+    async def view(self, delivery_id: str, check: CertificateCheck) -> View:
+        try:
+            did = uuid.UUID(delivery_id)
+        except ValueError:
+            raise NotFound("No such delivery.") from None
+        delivery = await self._deliveries.get(did)
+        if delivery is None:
+            raise NotFound("No such delivery.")
+        if await self._reader(delivery.sender_address, check):
+            return View(delivery, True, None, True)
+        for r in delivery.recipients:
+            if await self._reader(r.recipient_address, check):
+                return View(delivery, False, r.recipient_address, r.state in RELEASED)
+        raise NotFound("No such delivery.")
+
+    async def download(
+        self, delivery_id: str, part_no: int, check: CertificateCheck
+    ) -> tuple[PartRow, AsyncIterator[bytes]]:
+        view = await self.view(delivery_id, check)
+        delivery = view.delivery
+        if delivery.content_purged_at is not None:
+            raise Refused("The content was deleted after its retention period.", "purged")
+        if not view.content_visible:
+            raise Refused(
+                "Accept the delivery first: sign the return receipt (R5.3).", "not_accepted"
+            )
+        part = next((p for p in delivery.parts if p.part_no == part_no), None)
+        if part is None:
+            raise NotFound("No such part.")
+        if view.recipient is not None:
+            await self._handover(delivery, view.recipient, check)
+        key = self._content.data_key(
+            WrappedKey(delivery.key_version, delivery.wrapped_key), str(delivery.delivery_id)
+        )
+        stored = StoredPart(part.locator, part.size, part.sha256, part.ciphertext_size)
+        return part, self._content.read(stored, key)
+
+    async def _handover(
+        self, delivery: DeliveryRow, recipient: str, check: CertificateCheck
+    ) -> None:
+        row = delivery.recipient(recipient)
+        if row is None or row.handed_over_at is not None:
+            return
+        now = self._clock.now()
+        mailbox = await self._mailboxes.get(recipient)
+        sender = await self._mailboxes.get(delivery.sender_address)
+        sealed = await self._sealer.seal(
+            EvidenceEvent(
+                event=EventName.CONTENT_HANDOVER,
+                evidence_id=str(uuid.uuid4()),
+                delivery_id=str(delivery.delivery_id),
+                event_time=now,
+                submission_time=delivery.submitted_at,
+                sender=Party(
+                    sender.display_name if sender else delivery.sender_address,
+                    delivery.sender_address,
+                ),
+                recipients=(
+                    Party(
+                        mailbox.display_name if mailbox else recipient,
+                        recipient,
+                        CertRef.from_facts(check.facts),
+                    ),
+                ),
+                parts=tuple(
+                    ContentPart(p.name, p.media_type, p.size, p.sha256) for p in delivery.parts
+                ),
+                kind=delivery.kind,
+            )
+        )
+        await self._deliveries.record_handover(
+            delivery.delivery_id,
+            recipient,
+            now,
+            check.facts.person_id,
+            new_evidence(sealed, recipient),
+        )
+
+    async def evidence_list(self, delivery_id: str, check: CertificateCheck) -> list[EvidenceRow]:
+        view = await self.view(delivery_id, check)
+        rows = await self._deliveries.evidence(view.delivery.delivery_id)
+        if view.as_sender:
+            return rows
+        return [r for r in rows if r.recipient_address in (None, view.recipient)]
+
+    async def evidence_item(
+        self, delivery_id: str, evidence_id: str, check: CertificateCheck
+    ) -> EvidenceRow:
+        rows = await self.evidence_list(delivery_id, check)
+        found = next((r for r in rows if str(r.evidence_id) == evidence_id), None)
+        if found is None:
+            raise NotFound("No such evidence.")
+        return found

@@ -1,0 +1,285 @@
+"""Submitting a delivery (R5.1, R5.2, R5.4–R5.7, R6.1).
+
+The body is streamed part by part into the encrypted content store; nothing is held whole
+in memory. Only when every part is fsynced and the first evidence is sealed does one
+transaction commit the delivery, its recipients, the evidence, the notifications and the
+audit record — so the 201 means all of it is durable, and any refusal (or a client that
+goes away) deletes the files it wrote and leaves no row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..clock import Clock
+from ..content.store import ContentStore
+from ..errors import BadRequest, Conflict, InvalidFields, Refused
+from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
+from ..evidence.seal import EvidenceSealer, SealedEvidence
+from ..settings import Settings
+from ..store.contacts import ContactStore
+from ..store.deliveries import DeliveryStore, NewEvidence, PartRow
+from ..store.mailboxes import MailboxStore
+from ..store.outbox import OutboxStore
+from . import fields as f
+from .mailboxes import Access
+
+MAX_METADATA = 64 * 1024
+MAX_RECIPIENTS = 50
+MAX_SUBJECT = 200
+MAX_MESSAGE = 20_000
+
+
+@dataclass
+class IncomingPart:
+    """One multipart part as the service sees it (the HTTP layer adapts aiohttp's reader)."""
+
+    field: str
+    filename: str | None
+    media_type: str
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    delivery_id: uuid.UUID
+    kind: str
+    recipients: tuple[str, ...]
+    evidence: tuple[SealedEvidence, ...]
+
+
+def new_evidence(sealed: SealedEvidence, recipient: str | None) -> NewEvidence:
+    return NewEvidence(
+        evidence_id=uuid.UUID(sealed.evidence_id),
+        recipient_address=recipient,
+        event=str(sealed.event),
+        event_time=sealed.event_time,
+        xml=sealed.xml,
+        sha256=sealed.sha256,
+        qualified=sealed.qualified,
+    )
+
+
+async def _read_all(chunks: AsyncIterator[bytes], limit: int, what: str) -> bytes:
+    data = bytearray()
+    async for chunk in chunks:
+        data += chunk
+        if len(data) > limit:
+            raise BadRequest(f"The {what} part is larger than {limit} bytes.", "too_large")
+    return bytes(data)
+
+
+class SubmissionService:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        deliveries: DeliveryStore,
+        mailboxes: MailboxStore,
+        contacts: ContactStore,
+        outbox: OutboxStore,
+        content: ContentStore,
+        sealer: EvidenceSealer,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._deliveries = deliveries
+        self._mailboxes = mailboxes
+        self._contacts = contacts
+        self._outbox = outbox
+        self._content = content
+        self._sealer = sealer
+
+    async def _metadata(self, access: Access, part: IncomingPart) -> dict[str, Any]:
+        if part.field != "metadata":
+            raise BadRequest("The first part must be `metadata` (JSON).", "metadata_first")
+        raw = await _read_all(part.chunks, MAX_METADATA, "metadata")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("The metadata part is not valid JSON.", "malformed_json") from None
+        if not isinstance(body, dict):
+            raise BadRequest("The metadata part must be a JSON object.", "malformed_json")
+        c = f.Collector()
+        kind = c.check(
+            "kind", f.choice("registered", "return_receipt"), body.get("kind", "registered")
+        )
+        subject = c.check("subject", f.text, body.get("subject"))
+        message = body.get("message", "")
+        if not isinstance(message, str) or len(message) > MAX_MESSAGE:
+            c.fail("message", "type" if not isinstance(message, str) else "too_long")
+        reference = body.get("reference")
+        if reference is not None and (not isinstance(reference, str) or len(reference) > 100):
+            c.fail("reference", "type")
+        to = body.get("to")
+        if not isinstance(to, list) or not to or not all(isinstance(a, str) for a in to):
+            c.fail("to", "required")
+            to = []
+        elif len(to) > MAX_RECIPIENTS:
+            c.fail("to", "too_many")
+        recipients = list(dict.fromkeys(a.strip().lower() for a in to))
+        for i, address in enumerate(recipients):
+            mailbox = await self._mailboxes.get(address)
+            if mailbox is None:
+                c.fail(f"to[{i}]", "unknown_recipient")
+            elif mailbox.state != "active":
+                c.fail(f"to[{i}]", "recipient_not_active")  # R5.6
+            elif address == access.mailbox.address:
+                c.fail(f"to[{i}]", "own_mailbox")
+        if c.errors:
+            raise InvalidFields(c.errors)
+        if subject is not None and len(subject) > MAX_SUBJECT:
+            raise InvalidFields([{"field": "subject", "reason": "too_long"}])
+        if kind == "return_receipt" and not access.mailbox.public_body:
+            raise Refused(
+                "Only a public body may send a return-receipt delivery (R5.2).",
+                "not_public_body",
+            )
+        return {
+            "kind": kind,
+            "subject": subject,
+            "message": message,
+            "reference": reference,
+            "to": recipients,
+        }
+
+    async def submit(self, access: Access, parts: AsyncIterator[IncomingPart]) -> Submitted:
+        if not access.has("send"):
+            raise Refused(
+                "This needs the send permission.", "permission_required", permission="send"
+            )
+        if access.mailbox.state != "active":
+            raise Conflict(
+                f"The mailbox is {access.mailbox.state}; it cannot send (R5.6).",
+                "mailbox_not_active",
+                state=access.mailbox.state,
+            )
+        first = await anext(parts, None)
+        if first is None:
+            raise BadRequest("Send a multipart body with metadata and files.", "empty_body")
+        meta = await self._metadata(access, first)
+        delivery_id = uuid.uuid4()
+        data_key, wrapped = self._content.new_data_key(str(delivery_id))
+        stored: list[PartRow] = []
+        settings = self._settings
+        try:
+            remaining = settings.max_delivery_bytes
+            async for part in parts:
+                if part.field != "file":
+                    raise BadRequest(f"Unknown part `{part.field}`.", "unknown_part")
+                if len(stored) >= settings.max_delivery_parts:
+                    raise InvalidFields([{"field": "file", "reason": "too_many_parts"}])
+                media_type = part.media_type.split(";")[0].strip().lower()
+                if media_type not in settings.allowed_content_types:
+                    raise InvalidFields(
+                        [{"field": f"file[{len(stored)}]", "reason": "type_not_allowed"}]
+                    )
+                written = await self._content.write(
+                    str(delivery_id), data_key, part.chunks, remaining
+                )
+                remaining -= written.size
+                stored.append(
+                    PartRow(
+                        part_no=len(stored),
+                        name=(part.filename or f"part-{len(stored)}")[:200],
+                        media_type=media_type,
+                        size=written.size,
+                        sha256=written.sha256,
+                        locator=written.locator,
+                        ciphertext_size=written.ciphertext_size,
+                        sender_signature=None,
+                    )
+                )
+            if not stored:
+                raise InvalidFields([{"field": "file", "reason": "required"}])
+            return await self._commit(access, meta, delivery_id, wrapped, stored)
+        except BaseException:
+            # a refusal, a failure or a client that went away: no file stays behind
+            await asyncio.shield(self._discard(stored))
+            raise
+
+    async def _discard(self, stored: list[PartRow]) -> None:
+        for part in stored:
+            await self._content.delete(part.locator)
+
+    async def _commit(
+        self,
+        access: Access,
+        meta: dict[str, Any],
+        delivery_id: uuid.UUID,
+        wrapped: Any,
+        stored: list[PartRow],
+    ) -> Submitted:
+        now = self._clock.now()
+        kind: str = meta["kind"]
+        sender = Party(
+            access.mailbox.display_name,
+            access.mailbox.address,
+            CertRef.from_facts(access.check.facts),
+        )
+        recipients = []
+        for address in meta["to"]:
+            mailbox = await self._mailboxes.get(address)
+            assert mailbox is not None
+            recipients.append(Party(mailbox.display_name, address))
+        content = tuple(ContentPart(p.name, p.media_type, p.size, p.sha256) for p in stored)
+        subject_sha = hashlib.sha256(meta["subject"].encode("utf-8")).hexdigest()
+
+        def event(name: EventName, to: tuple[Party, ...]) -> EvidenceEvent:
+            return EvidenceEvent(
+                event=name,
+                evidence_id=str(uuid.uuid4()),
+                delivery_id=str(delivery_id),
+                event_time=now,
+                submission_time=now,
+                sender=sender,
+                recipients=to,
+                parts=content,
+                subject_sha256=subject_sha,
+                kind=kind,
+            )
+
+        plan: list[tuple[EvidenceEvent, str | None]] = [
+            (event(EventName.SUBMISSION_ACCEPTANCE, tuple(recipients)), None)
+        ]
+        for party in recipients:
+            plan.append((event(EventName.CONTENT_CONSIGNMENT, (party,)), party.mailbox))
+            if kind == "return_receipt":
+                plan.append((event(EventName.NOTIFICATION_FOR_ACCEPTANCE, (party,)), party.mailbox))
+        sealed = await asyncio.gather(*(self._sealer.seal(ev) for ev, _ in plan))
+        evidence = [new_evidence(s, r) for s, (_, r) in zip(sealed, plan, strict=True)]
+        async with self._deliveries.pool.acquire() as conn, conn.transaction():
+            await self._deliveries.insert_submission(
+                conn,
+                delivery_id=delivery_id,
+                kind=kind,
+                sender_address=access.mailbox.address,
+                sender_person_id=access.actor,
+                sender_fingerprint=access.check.facts.fingerprint,
+                subject=meta["subject"],
+                message=meta["message"],
+                reference=meta["reference"],
+                submitted_at=now,
+                wrapped_key=wrapped.blob,
+                key_version=wrapped.version,
+                parts=stored,
+                recipients=meta["to"],
+                awaiting_acceptance=kind == "return_receipt",
+                evidence=evidence,
+            )
+            for address in meta["to"]:  # R5.4: a hint by e-mail, no content
+                for email in await self._contacts.confirmed(conn, address):
+                    await self._outbox.enqueue(
+                        conn,
+                        to=email,
+                        kind="delivery_waiting",
+                        params={"mailbox": address},
+                        at=now,
+                    )
+        return Submitted(delivery_id, kind, tuple(meta["to"]), tuple(sealed))

@@ -1,0 +1,393 @@
+"""R5, R6: registered and return-receipt deliveries with sealed, timestamped evidence that
+independent tools verify; the vročilnica; deemed service at day 15; refusals leave nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from lxml import etree
+
+from server.evidence import xml as evidence_xml
+from server.services.operator import OperatorService
+from server.store.mailboxes import MailboxStore
+from server.tools.sign import async_sign_cades_detached
+from tests.conftest import PkiService
+from tests.mailbox_support import legal, natural, open_mailbox
+from tests.support import RunningServer, make_settings, running_server
+
+pytestmark = pytest.mark.integration
+COURT = "primer@vep.si"  # flagged a public body by the operator
+DEJAN = "dejan@vep.si"  # LoA high (QSCD)
+BOJAN = "bojan@vep.si"  # LoA substantial
+PDF = b"%PDF-1.4\n% sodba / judgment\n" + bytes(range(256)) * 64 + b"\n%%EOF\n"
+
+
+@pytest.fixture
+async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
+    async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
+        await open_mailbox(running, "qualified-qscd", legal("primer"))
+        await open_mailbox(running, "delegate", natural("dejan", tax_number="12345679"))
+        await open_mailbox(running, "qualified", natural("bojan", tax_number="23456787"))
+        await OperatorService(
+            running.clock, MailboxStore(running.services.pool, running.services.audit)
+        ).set_public_body(COURT, True, "maja")
+        yield running
+
+
+def _form(meta: dict[str, Any], files: list[tuple[str, bytes, str]]) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field("metadata", json.dumps(meta), content_type="application/json")
+    for name, data, media_type in files:
+        form.add_field("file", data, filename=name, content_type=media_type)
+    return form
+
+
+async def send(
+    server: RunningServer,
+    who: str,
+    sender: str,
+    to: list[str],
+    kind: str = "registered",
+    files: list[tuple[str, bytes, str]] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    meta = {"to": to, "subject": "Vabilo na narok", "message": "Glej prilogo.", "kind": kind}
+    form = _form(meta, files if files is not None else [("sodba.pdf", PDF, "application/pdf")])
+    async with server.client(who) as client:
+        async with client.post(f"/api/v1/mailboxes/{sender}/deliveries", data=form) as r:
+            return r.status, await r.json(content_type=None)
+
+
+async def get(server: RunningServer, who: str, path: str) -> tuple[int, bytes, Any]:
+    async with server.client(who) as client, client.get(path) as r:
+        return r.status, await r.read(), r.headers
+
+
+async def _state(server: RunningServer) -> tuple[int, int, int]:
+    pool = server.services.pool
+    files = [p for p in (server.services.settings.data_dir / "content").rglob("*") if p.is_file()]
+    return (
+        await pool.fetchval("SELECT count(*) FROM deliveries"),
+        await pool.fetchval("SELECT count(*) FROM evidence"),
+        len(files),
+    )
+
+
+def xmlsec_verify(server: RunningServer, xml: bytes, tmp: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp / "evidence.xml"
+    path.write_bytes(xml)
+    return subprocess.run(
+        [
+            "xmlsec1",
+            "--verify",
+            "--trusted-pem",
+            str(server.pki.root),
+            "--untrusted-pem",
+            str(server.pki.cert("qualified-ca")),
+            "--id-attr:Id",
+            "http://uri.etsi.org/01903/v1.3.2#:SignedProperties",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def openssl_ts_verify(
+    server: RunningServer, xml: bytes, tmp: Path
+) -> subprocess.CompletedProcess[str]:
+    """The SignatureTimeStamp is over the C14N of ds:SignatureValue (XAdES-T)."""
+    root = etree.fromstring(xml)
+    ns = {"ds": "http://www.w3.org/2000/09/xmldsig#", "xades": "http://uri.etsi.org/01903/v1.3.2#"}
+    value = root.find(".//ds:SignatureValue", ns)
+    token = root.find(".//xades:SignatureTimeStamp/xades:EncapsulatedTimeStamp", ns)
+    assert value is not None and token is not None
+    method = root.find(".//xades:SignatureTimeStamp/ds:CanonicalizationMethod", ns)
+    exclusive = method is not None and "exc-c14n" in (method.get("Algorithm") or "")
+    digest = hashlib.sha256(etree.tostring(value, method="c14n", exclusive=exclusive)).hexdigest()
+    (tmp / "tok.der").write_bytes(base64.b64decode(token.text or ""))
+    return subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-digest",
+            digest,
+            "-token_in",
+            "-in",
+            str(tmp / "tok.der"),
+            "-CAfile",
+            str(server.pki.root),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+async def test_r5_1_registered_delivery_with_verifiable_evidence(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    status, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    assert status == 201, sent
+    events = [e["event"] for e in sent["evidence"]]
+    assert events == ["SubmissionAcceptance", "ContentConsignment"]
+    did = sent["delivery_id"]
+    status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}")
+    view = json.loads(body)
+    assert status == 200 and view["message"] == "Glej prilogo."
+    [part] = view["parts"]
+    assert part["sha256"] == hashlib.sha256(PDF).hexdigest() and part["size"] == len(PDF)
+    for _ in range(2):  # the first download issues ContentHandover, the second does not
+        status, data, headers = await get(server, "delegate", part["href"])
+        assert (status, data) == (200, PDF)
+        assert headers["X-Content-SHA256"] == part["sha256"]
+    status, body, _ = await get(server, "qualified-qscd", f"/api/v1/deliveries/{did}/evidence")
+    listed = json.loads(body)["evidence"]
+    assert [e["event"] for e in listed].count("ContentHandover") == 1
+    assert {e["qualified"] for e in listed} == {False}
+    for item in listed:
+        status, xml, headers = await get(server, "qualified-qscd", item["href"])
+        assert status == 200 and headers["Content-Type"].startswith("application/xml")
+        evidence_xml.validate(xml)  # our XSD
+        assert hashlib.sha256(xml).hexdigest() == item["sha256"]
+        result = xmlsec_verify(server, xml, tmp_path)
+        assert result.returncode == 0, result.stderr
+        ts = openssl_ts_verify(server, xml, tmp_path)
+        assert ts.returncode == 0 and "Verification: OK" in ts.stdout, ts.stderr
+        # the content is bound into every evidence by its digest (R6.2)
+        assert base64.b64encode(hashlib.sha256(PDF).digest()) in xml
+
+
+async def test_r5_5_content_on_disk_is_encrypted(server: RunningServer) -> None:
+    marker = b"ZAUPNO-" * 200
+    status, _ = await send(
+        server, "qualified-qscd", COURT, [DEJAN], files=[("note.txt", marker, "text/plain")]
+    )
+    assert status == 201
+    files = [p for p in (server.services.settings.data_dir / "content").rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        assert b"ZAUPNO" not in data
+        assert hashlib.sha256(marker).hexdigest() not in path.name
+
+
+async def test_r5_2_only_public_bodies_send_return_receipts(server: RunningServer) -> None:
+    before = await _state(server)
+    status, body = await send(server, "delegate", DEJAN, [BOJAN], kind="return_receipt")
+    assert (status, body["reason"]) == (403, "not_public_body")
+    assert await _state(server) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "status"),
+    [
+        ({"to": ["nobody@vep.si"]}, "invalid_fields", 422),
+        ({"subject": ""}, "invalid_fields", 422),
+        ({"kind": "express"}, "invalid_fields", 422),
+    ],
+)
+async def test_r5_7_bad_metadata_leaves_nothing(
+    server: RunningServer, change: dict[str, Any], reason: str, status: int
+) -> None:
+    before = await _state(server)
+    meta = {"to": [DEJAN], "subject": "x", "message": "", "kind": "registered", **change}
+    async with server.client("qualified-qscd") as client:
+        async with client.post(
+            f"/api/v1/mailboxes/{COURT}/deliveries",
+            data=_form(meta, [("a.pdf", PDF, "application/pdf")]),
+        ) as r:
+            assert (r.status, (await r.json())["reason"]) == (status, reason)
+    assert await _state(server) == before
+
+
+async def test_r5_7_disallowed_type_oversize_and_disconnect_leave_nothing(
+    server: RunningServer, dev_pki, database_url: str
+) -> None:
+    before = await _state(server)
+    status, body = await send(
+        server,
+        "qualified-qscd",
+        COURT,
+        [DEJAN],
+        files=[("a.exe", b"MZ...", "application/x-msdownload")],
+    )
+    assert (status, body["errors"][0]["reason"]) == (422, "type_not_allowed")
+    assert await _state(server) == before
+    # a second file that passes the size limit: the first one stored is removed too
+    settings = make_settings(dev_pki, database_url, max_delivery_bytes=10_000)
+    async with running_server(settings, dev_pki) as small:
+        status, body = await send(
+            small,
+            "qualified-qscd",
+            COURT,
+            [DEJAN],
+            files=[
+                ("a.pdf", PDF[:6000], "application/pdf"),
+                ("b.pdf", PDF[:6000], "application/pdf"),
+            ],
+        )
+        assert (status, body["reason"]) == (413, "too_large")
+        assert await _state(small) == before
+
+        # a client that goes away mid-upload
+        async def slow() -> AsyncIterator[bytes]:
+            yield b'--b\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n'
+            yield json.dumps({"to": [DEJAN], "subject": "x", "kind": "registered"}).encode()
+            yield b'\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="c.pdf"'
+            yield b"\r\nContent-Type: application/pdf\r\n\r\n" + PDF[:3000]
+            raise ConnectionResetError("client gone")
+
+        async with small.client("qualified-qscd") as client:
+            with pytest.raises((aiohttp.ClientError, ConnectionResetError)):
+                await client.post(
+                    f"/api/v1/mailboxes/{COURT}/deliveries",
+                    data=slow(),
+                    headers={"Content-Type": "multipart/form-data; boundary=b"},
+                )
+        for _ in range(50):
+            if await _state(small) == before:
+                break
+            await asyncio.sleep(0.1)
+        assert await _state(small) == before
+
+
+async def _receipt(server: RunningServer, who: str, did: str) -> tuple[int, bytes, str]:
+    async with server.client(who) as client:
+        async with client.get(f"/api/v1/deliveries/{did}/receipt") as r:
+            return r.status, await r.read(), r.headers.get("X-Receipt-Id", "")
+
+
+async def _sign_receipt(
+    server: RunningServer, who: str, signer: str, did: str, document: bytes, receipt_id: str
+) -> tuple[int, dict[str, Any]]:
+    signature = await async_sign_cades_detached(
+        document, server.pki.p12(signer).read_bytes(), b"vep"
+    )
+    async with server.client(who) as client:
+        async with client.post(
+            f"/api/v1/deliveries/{did}/receipt?receipt_id={receipt_id}",
+            data=signature,
+            headers={"Content-Type": "application/pkcs7-signature"},
+        ) as r:
+            return r.status, await r.json(content_type=None)
+
+
+async def test_r5_3_return_receipt_signed_vrocilnica_releases_content(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    status, sent = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    assert status == 201
+    assert [e["event"] for e in sent["evidence"]] == [
+        "SubmissionAcceptance",
+        "ContentConsignment",
+        "NotificationForAcceptance",
+    ]
+    did = sent["delivery_id"]
+    status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}")
+    view = json.loads(body)
+    assert view["subject"] == "Vabilo na narok"
+    assert "message" not in view and "parts" not in view  # not before acceptance
+    status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0")
+    assert (status, json.loads(body)["reason"]) == (403, "not_accepted")
+    status, document, receipt_id = await _receipt(server, "delegate", did)
+    assert status == 200 and did.encode() in document
+    status, body = await _sign_receipt(server, "delegate", "delegate", did, document, receipt_id)
+    assert (status, body) == (200, {"accepted": 1})
+    status, data, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0")
+    assert (status, data) == (200, PDF)
+    status, body, _ = await get(server, "qualified-qscd", f"/api/v1/deliveries/{did}/evidence")
+    accepted = [e for e in json.loads(body)["evidence"] if e["event"] == "ConsignmentAcceptance"]
+    assert len(accepted) == 1
+    _, xml, _ = await get(server, "qualified-qscd", accepted[0]["href"])
+    assert b"recipient_signature" in xml and b"signature" in xml
+    assert xmlsec_verify(server, xml, tmp_path).returncode == 0
+
+
+async def test_r5_3_substantial_other_certificate_and_other_digests_are_refused(
+    server: RunningServer,
+) -> None:
+    _, sent = await send(server, "qualified-qscd", COURT, [BOJAN], kind="return_receipt")
+    status, body, _ = await _receipt(server, "qualified", sent["delivery_id"])
+    assert (status, json.loads(body)["reason"]) == (403, "loa_high_required")
+
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    did = sent["delivery_id"]
+    status, document, rid = await _receipt(server, "delegate", did)
+    # signed by another person's (qualified, QSCD) certificate
+    status, body = await _sign_receipt(server, "delegate", "qualified-qscd", did, document, rid)
+    assert (status, body["reason"]) == (403, "signer_mismatch")
+    # a receipt with other content digests than the one issued
+    forged = document.replace(hashlib.sha256(PDF).hexdigest().encode(), b"0" * 64)
+    assert forged != document
+    status, body = await _sign_receipt(server, "delegate", "delegate", did, forged, rid)
+    assert (status, body["reason"]) == (422, "wrong_document")
+    row = await server.services.pool.fetchval(
+        "SELECT state FROM delivery_recipients WHERE recipient_address = $1", DEJAN
+    )
+    assert row == "awaiting_acceptance"
+
+
+async def test_r5_3_one_vrocilnica_collects_every_waiting_delivery(server: RunningServer) -> None:
+    first = (await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt"))[1]
+    second = (await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt"))[1]
+    _, document, rid = await _receipt(server, "delegate", second["delivery_id"])
+    assert first["delivery_id"].encode() in document
+    status, body = await _sign_receipt(
+        server, "delegate", "delegate", second["delivery_id"], document, rid
+    )
+    assert (status, body) == (200, {"accepted": 2})
+
+
+async def test_r5_3_deemed_served_on_day_15_not_day_14(server: RunningServer) -> None:
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    did = sent["delivery_id"]
+    server.clock.advance(timedelta(days=14, hours=23, minutes=59))
+    assert await server.services.acceptance.deemed_service() == 0
+    server.clock.advance(timedelta(minutes=1))
+    assert await server.services.acceptance.deemed_service() == 1
+    assert await server.services.acceptance.deemed_service() == 0  # idempotent
+    status, data, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0")
+    assert (status, data) == (200, PDF)
+    events = await server.services.pool.fetch(
+        "SELECT event FROM evidence WHERE delivery_id = $1::uuid ORDER BY event_time", did
+    )
+    assert "AcceptanceRejectionExpiry" in [e["event"] for e in events]
+
+
+async def test_r6_3_non_parties_get_404(server: RunningServer) -> None:
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    did = sent["delivery_id"]
+    for path in (
+        f"/api/v1/deliveries/{did}",
+        f"/api/v1/deliveries/{did}/evidence",
+        f"/api/v1/deliveries/{did}/parts/0",
+    ):
+        status, _, _ = await get(server, "qualified", path)  # Bojan is no party
+        assert status == 404, path
+
+
+async def test_r5_inbox_and_outbox_keyset_pagination(server: RunningServer) -> None:
+    for _ in range(3):
+        assert (await send(server, "qualified-qscd", COURT, [DEJAN]))[0] == 201
+        server.clock.advance(timedelta(seconds=1))
+    status, body, _ = await get(server, "delegate", f"/api/v1/mailboxes/{DEJAN}/inbox")
+    inbox = json.loads(body)
+    assert status == 200 and len(inbox["deliveries"]) == 3 and inbox["next"] is None
+    times = [d["at"] for d in inbox["deliveries"]]
+    assert times == sorted(times, reverse=True)
+    status, body, _ = await get(server, "qualified-qscd", f"/api/v1/mailboxes/{COURT}/outbox")
+    assert len(json.loads(body)["deliveries"]) == 3
+    status, body, _ = await get(server, "delegate", f"/api/v1/mailboxes/{DEJAN}/inbox?after=zz")
+    assert (status, json.loads(body)["reason"]) == (400, "bad_cursor")
