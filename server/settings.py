@@ -89,7 +89,8 @@ class Settings:
     pkcs11_token: str = "vep-seal"  # noqa: S105 (a token label, not a secret)
     pkcs11_key_label: str = "provider-seal"
     pkcs11_pin: str | None = None
-    #: R6.2: the RFC 3161 TSA; None = the dev PKI's TSA (http://127.0.0.1:9180/…)
+    #: R6.2: the RFC 3161 TSA; None = the dev PKI's TSA service (http://127.0.0.1:9180/…);
+    #: "local" = an in-process TSA with the dev PKI's TSA key (benchmarks, development).
     tsa_url: str | None = None
     #: R6.6: qualified mode refuses to issue evidence unless seal and TSA are qualified.
     qualified: bool = False
@@ -255,6 +256,8 @@ def _domain(key: str, value: Any) -> str:
 
 def _url(key: str, value: Any) -> str:
     text = _text(key, value)
+    if text == "local":  # the in-process development TSA (server.evidence.local_tsa)
+        return text
     if not re.match(r"^https?://[^\s/]+", text):
         raise SettingsError(key, f"expected an http(s) URL, got {value!r}")
     return text

@@ -13,10 +13,11 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from ..settings import Settings
+from .local_tsa import local_tsa_for
 from .model import CertRef, IssuerDetails
 from .seal import EvidenceSealer
 from .signer import Signer, load_signer
-from .timestamper import HttpTimeStamper, tsa_url_for
+from .timestamper import HttpTimeStamper, TimeStamper, tsa_url_for
 
 #: The evidence policy this format implements (EvidenceIssuerPolicyID).
 DEFAULT_POLICY_ID = "https://vep.si/policy/evidence/v1"
@@ -42,9 +43,13 @@ def sealer_from_settings(
     """The sealer the settings describe; raises NotQualified at once in a qualified
     configuration whose seal cannot be qualified (fail closed, R6.6)."""
     signer = load_signer(settings)
-    timestamper = HttpTimeStamper(
-        tsa_url_for(settings), session, timeout=settings.fetch_timeout_seconds
-    )
+    timestamper: TimeStamper
+    if settings.tsa_url == "local":
+        timestamper = local_tsa_for(settings.pki_dir)
+    else:
+        timestamper = HttpTimeStamper(
+            tsa_url_for(settings), session, timeout=settings.fetch_timeout_seconds
+        )
     sealer = EvidenceSealer(signer, timestamper, issuer_for(signer, policy_id), settings.qualified)
     sealer.check_qualified()
     return sealer

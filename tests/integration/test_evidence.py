@@ -120,14 +120,20 @@ def sealer(file_signer: FileKeySigner, stamper: HttpTimeStamper) -> EvidenceSeal
 def xmlsec1(pki: DevPki, document: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
-            "xmlsec1", "--verify",
-            "--trusted-pem", str(pki.root),
-            "--untrusted-pem", str(pki.cert("qualified-ca")),
-            "--id-attr:Id", f"{XADES}:SignedProperties",
+            "xmlsec1",
+            "--verify",
+            "--trusted-pem",
+            str(pki.root),
+            "--untrusted-pem",
+            str(pki.cert("qualified-ca")),
+            "--id-attr:Id",
+            f"{XADES}:SignedProperties",
             str(document),
         ],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def signature_value_digest(xml: bytes) -> str:
@@ -151,11 +157,21 @@ def openssl_ts(
     path.write_bytes(token)
     return subprocess.run(
         [
-            "openssl", "ts", "-verify", "-digest", hex_digest, "-token_in",
-            "-in", str(path), "-CAfile", str(pki.root),
+            "openssl",
+            "ts",
+            "-verify",
+            "-digest",
+            hex_digest,
+            "-token_in",
+            "-in",
+            str(path),
+            "-CAfile",
+            str(pki.root),
         ],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def write(tmp: Path, sealed: SealedEvidence | bytes, name: str = "evidence.xml") -> Path:
@@ -283,10 +299,18 @@ def import_seal_key(pki: DevPki, conf: Path) -> None:
         ["--init-token", "--free", "--label", "vep-seal", "--pin", "1234", "--so-pin", "5678"],
         # provider-seal.key is an unencrypted PKCS#8 PEM, which softhsm2-util imports as is.
         [
-            "--import", str(pki.key("provider-seal")), "--token", "vep-seal",
-            "--label", "provider-seal", "--id", "01", "--pin", "1234",
+            "--import",
+            str(pki.key("provider-seal")),
+            "--token",
+            "vep-seal",
+            "--label",
+            "provider-seal",
+            "--id",
+            "01",
+            "--pin",
+            "1234",
         ],
-    ):  # fmt: skip
+    ):
         subprocess.run(["softhsm2-util", *args], env=env, check=True, capture_output=True)
 
 
@@ -387,3 +411,38 @@ async def test_sealer_from_development_settings(
     assert b"https://vep.si/ns/evidence/v1/Event/ContentDisposition" in sealed.xml
     check = verify_evidence(sealed.xml, anchors)
     assert check.valid and check.event == "ContentDisposition"
+
+
+async def test_r6_5_local_tsa_tokens_verify_with_openssl(dev_pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """VEP_TSA_URL=local: an in-process TSA with the dev TSA key; its tokens are real."""
+    import hashlib
+    import subprocess
+
+    from asn1crypto import cms, tsp
+
+    from server.evidence.local_tsa import local_tsa_for
+
+    digest = hashlib.sha256(b"vep").digest()
+    token = await local_tsa_for(dev_pki.directory).timestamp(digest)
+    (tmp_path / "tok.der").write_bytes(token)
+    result = subprocess.run(  # noqa: ASYNC221 (a short independent check)
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-digest",
+            digest.hex(),
+            "-token_in",
+            "-in",
+            str(tmp_path / "tok.der"),
+            "-CAfile",
+            str(dev_pki.root),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and "Verification: OK" in result.stdout, result.stderr
+    info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+    assert isinstance(info, tsp.TSTInfo)
+    assert info["message_imprint"]["hashed_message"].native == digest

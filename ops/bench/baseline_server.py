@@ -1,0 +1,67 @@
+"""The baseline of the delivery benchmark: a bare aiohttp handler on the same TLS context as
+VEP (client certificates requested, same anchors), reading the same multipart body and
+inserting one row with asyncpg — no certificate check, no encryption, no evidence.
+
+Usage (started by deliveries.py): python baseline_server.py DSN DATA_DIR PORT
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from server.settings import Settings  # noqa: E402
+from server.tls import server_context  # noqa: E402
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+
+
+async def submit(request: web.Request) -> web.Response:
+    reader = await request.multipart()
+    meta = b""
+    data = b""
+    while (part := await reader.next()) is not None:
+        body = await part.read()  # type: ignore[union-attr]
+        if part.name == "metadata":  # type: ignore[union-attr]
+            meta = body
+        else:
+            data += body
+    await request.app[POOL].execute(
+        "INSERT INTO bench_deliveries (metadata, content) VALUES ($1, $2)", meta, data
+    )
+    return web.json_response({"ok": True}, status=201)
+
+
+async def pool_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+    pool = await asyncpg.create_pool(sys.argv[1], min_size=2, max_size=10)
+    assert pool is not None
+    await pool.execute(
+        """CREATE TABLE IF NOT EXISTS bench_deliveries (
+               id bigserial PRIMARY KEY, metadata bytea, content bytea,
+               created_at timestamptz DEFAULT now())"""
+    )
+    app[POOL] = pool
+    yield
+    await pool.close()
+
+
+def main() -> None:
+    dsn, data_dir, port = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    settings = Settings(database_url=dsn, data_dir=data_dir)
+    app = web.Application()
+    app.router.add_post("/submit", submit)
+    app.cleanup_ctx.append(pool_ctx)
+    web.run_app(
+        app, host="127.0.0.1", port=port, ssl_context=server_context(settings),
+        access_log=None, print=lambda _: print("ready", flush=True),
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""Delivery benchmark (issue 4): accepted 4 KB registered deliveries per second against a
+baseline measured in the same run.
+
+Sets up from scratch (private PostgreSQL cluster, fresh dev PKI with its OCSP/CRL/TSA
+service), starts ``vep serve`` as its own process, registers a sender and a recipient
+through the real API, then N clients with client certificates and keep-alive connections
+submit 4 KB registered deliveries for the given time. The baseline is
+``baseline_server.py``: the same TLS context and multipart body, one asyncpg INSERT, no
+certificate check, no encryption, no evidence. Loopback only, bounded in time.
+
+Usage: ``make bench-deliveries`` or
+``python ops/bench/deliveries.py --seconds 30 --connections 16``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from ops.bench.auth_bench import free_port, pct, wait_http  # noqa: E402
+from server.devpki.generate import DevPki, generate  # noqa: E402
+from server.tls import client_context  # noqa: E402
+from server.tools.sign import async_sign_pades  # noqa: E402
+
+PAYLOAD = os.urandom(4096)
+ADDRESS = {"street": "Dunajska cesta 1", "postcode": "1000", "city": "Ljubljana"}
+
+
+def client(pki: DevPki, identity: str, base: str) -> aiohttp.ClientSession:
+    ssl = client_context(pki.root, pki.directory / f"{identity}.chain.pem", pki.key(identity))
+    return aiohttp.ClientSession(
+        base_url=base,
+        connector=aiohttp.TCPConnector(ssl=ssl, limit=1),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+async def register(pki: DevPki, base: str, identity: str, local: str, tax: str) -> None:
+    body = {
+        "kind": "natural",
+        "local_part": local,
+        "tax_number": tax,
+        "email": "a@b.si",
+        "postal_address": ADDRESS,
+        "birth_date": "1980-01-01",
+        "accept_terms": True,
+        "accept_price_list": True,
+        "admin_password": "benchmark password",
+    }
+    async with client(pki, identity, base) as c:
+        async with c.post("/api/v1/registrations", json=body) as r:
+            started = await r.json()
+            assert r.status == 201, started
+        async with c.get(started["contract"]) as r:
+            pdf = await r.read()
+        signed = await async_sign_pades(pdf, pki.p12(identity).read_bytes(), b"vep")
+        async with c.put(
+            started["sign_at"], data=signed, headers={"Content-Type": "application/pdf"}
+        ) as r:
+            assert r.status == 201, await r.text()
+
+
+def form() -> aiohttp.FormData:
+    data = aiohttp.FormData()
+    meta = {"to": ["dejan@vep.si"], "subject": "Bench", "message": "x", "kind": "registered"}
+    data.add_field("metadata", json.dumps(meta), content_type="application/json")
+    data.add_field("file", PAYLOAD, filename="doc.txt", content_type="text/plain")
+    return data
+
+
+async def load(
+    pki: DevPki, base: str, path: str, seconds: float, connections: int
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    stop = time.monotonic() + seconds
+
+    async def worker() -> None:
+        async with client(pki, "qualified-qscd", base) as c:
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                async with c.post(path, data=form()) as r:
+                    await r.read()
+                    assert r.status == 201, r.status
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    began = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(latencies) / (time.monotonic() - began), latencies
+
+
+async def run(seconds: float, connections: int, tsa: str) -> str:
+    work = Path(tempfile.mkdtemp(prefix="vep-bench-"))
+    pg = ROOT / "ops" / "dev" / "pg.sh"
+    dsn = subprocess.run(
+        [str(pg), "start", str(work)], check=True, capture_output=True, text=True
+    ).stdout.split()[-1]
+    pki = generate(work / "pki", f"http://127.0.0.1:{free_port()}")
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "server", "dev-pki", "serve", "--dir", str(pki.directory)],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        )
+        wait_http(pki.admin_url("healthz"))
+        admin = await asyncpg.connect(dsn)
+        for name in ("vep_bench", "vep_baseline"):
+            await admin.execute(f"CREATE DATABASE {name}")
+        await admin.close()
+        port, base_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VEP_")}
+        env.update(
+            VEP_DATABASE_URL=dsn.replace("/postgres?", "/vep_bench?"),
+            VEP_DATA_DIR=str(work),
+            VEP_LISTEN=f"127.0.0.1:{port}",
+            VEP_LOG_LEVEL="WARNING",
+        )
+        if tsa == "local":
+            env["VEP_TSA_URL"] = "local"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        procs.append(server)
+        assert server.stdout is not None
+        server.stdout.readline()
+        baseline = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "ops" / "bench" / "baseline_server.py"),
+                dsn.replace("/postgres?", "/vep_baseline?"),
+                str(work),
+                str(base_port),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        procs.append(baseline)
+        assert baseline.stdout is not None
+        baseline.stdout.readline()
+        vep = f"https://127.0.0.1:{port}"
+        await register(pki, vep, "qualified-qscd", "ana", "10000003")
+        await register(pki, vep, "delegate", "dejan", "12345679")
+        rows = []
+        for name, base, path in (
+            ("baseline: TLS + multipart + one INSERT", f"https://127.0.0.1:{base_port}", "/submit"),
+            (
+                f"VEP: registered delivery, 4 KB, 2 sealed evidences ({tsa} TSA)",
+                vep,
+                "/api/v1/mailboxes/ana@vep.si/deliveries",
+            ),
+        ):
+            rps, lat = await load(pki, base, path, seconds, connections)
+            rows.append((name, rps, statistics.median(lat), pct(lat, 0.99)))
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=15)
+        subprocess.run([str(pg), "destroy", str(work)], check=False, capture_output=True)
+    base_rps = rows[0][1]
+    lines = [
+        f"{connections} clients with client certificates, keep-alive, {seconds:.0f} s each:",
+        "",
+        "| measurement | deliveries/s | p50 ms | p99 ms | vs baseline |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, rps, p50, p99 in rows:
+        lines.append(f"| {name} | {rps:,.0f} | {p50:.1f} | {p99:.1f} | {rps / base_rps:.2f}× |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--tsa",
+        choices=["service", "local"],
+        default="local",
+        help="the dev TSA over HTTP (certomancer) or the in-process local TSA",
+    )
+    args = parser.parse_args()
+    print(asyncio.run(run(args.seconds, args.connections, args.tsa)))
+
+
+if __name__ == "__main__":
+    main()
