@@ -29,8 +29,9 @@ from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence
 from ..store.mailboxes import MailboxStore
 from ..store.outbox import OutboxStore
 from ..trust.certs import Loa
-from ..trust.signatures import verify_signed_contract
+from ..trust.signatures import SignatureCheck, verify_signed_contract
 from ..trust.validation import CertificateCheck, CertificateChecker
+from ..trust.xades_document import XadesCheck, verify_enveloped_xades
 from .delivery_access import DeliveryAccessService
 from .mailboxes import MailboxService, Need
 from .submission import new_evidence
@@ -151,9 +152,15 @@ class AcceptanceService:
             raise NotFound("No such receipt.")
         if receipt["used_at"] is not None:
             raise Conflict("This receipt was already used.", "receipt_used")
-        result = await verify_signed_contract(
-            bytes(receipt["document"]), signature, self._checker, self._checker.now()
-        )
+        issued = bytes(receipt["document"])
+        if signature.lstrip().startswith(b"<"):  # XAdES enveloped
+            result: XadesCheck | SignatureCheck = await verify_enveloped_xades(
+                issued, signature, self._checker, self._checker.now()
+            )
+        else:  # detached CAdES over the exact bytes issued
+            result = await verify_signed_contract(
+                issued, signature, self._checker, self._checker.now()
+            )
         if result.signer.facts.fingerprint != check.facts.fingerprint:
             raise Refused(
                 "The return receipt must be signed with the certificate of this session.",
@@ -169,6 +176,7 @@ class AcceptanceService:
             "signature",
             (
                 ("recipient_signature", base64.b64encode(signature).decode()),
+                ("signature_format", result.format),
                 ("receipt_id", str(rid)),
             ),
         )

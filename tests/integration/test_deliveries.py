@@ -391,3 +391,48 @@ async def test_r5_inbox_and_outbox_keyset_pagination(server: RunningServer) -> N
     assert len(json.loads(body)["deliveries"]) == 3
     status, body, _ = await get(server, "delegate", f"/api/v1/mailboxes/{DEJAN}/inbox?after=zz")
     assert (status, json.loads(body)["reason"]) == (400, "bad_cursor")
+
+
+def _xades_enveloped(server: RunningServer, identity: str, document: bytes) -> bytes:
+    """The vročilnica signed as XAdES enveloped with ``identity``'s key (signxml)."""
+    from signxml import SignatureMethod
+    from signxml.xades import XAdESSigner
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    chain = (server.pki.directory / f"{identity}.chain.pem").read_bytes()
+    certs = [c.public_bytes(Encoding.PEM).decode() for c in x509.load_pem_x509_certificates(chain)]
+    signer = XAdESSigner(signature_algorithm=SignatureMethod.ECDSA_SHA256)
+    signed = signer.sign(
+        etree.fromstring(document), key=server.pki.key(identity).read_bytes(), cert=certs
+    )
+    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+async def test_r5_3_vrocilnica_signed_as_xades_enveloped(server: RunningServer) -> None:
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    did = sent["delivery_id"]
+    _, document, rid = await _receipt(server, "delegate", did)
+
+    async def post(signed: bytes) -> tuple[int, dict[str, Any]]:
+        async with server.client("delegate") as client:
+            async with client.post(
+                f"/api/v1/deliveries/{did}/receipt?receipt_id={rid}",
+                data=signed,
+                headers={"Content-Type": "application/xml"},
+            ) as r:
+                return r.status, await r.json(content_type=None)
+
+    forged = document.replace(hashlib.sha256(PDF).hexdigest().encode(), b"0" * 64)
+    status, body = await post(_xades_enveloped(server, "delegate", forged))
+    assert (status, body["reason"]) == (422, "wrong_document")
+    status, body = await post(_xades_enveloped(server, "qualified-qscd", document))
+    assert (status, body["reason"]) == (403, "signer_mismatch")
+    tampered = _xades_enveloped(server, "delegate", document).replace(
+        b"Vabilo na narok", b"Vabilo na narok!"
+    )
+    status, body = await post(tampered)
+    assert (status, body["reason"]) == (422, "signature_invalid")
+    status, body = await post(_xades_enveloped(server, "delegate", document))
+    assert (status, body) == (200, {"accepted": 1})
