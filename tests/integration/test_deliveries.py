@@ -395,11 +395,10 @@ async def test_r5_inbox_and_outbox_keyset_pagination(server: RunningServer) -> N
 
 def _xades_enveloped(server: RunningServer, identity: str, document: bytes) -> bytes:
     """The vročilnica signed as XAdES enveloped with ``identity``'s key (signxml)."""
-    from signxml import SignatureMethod
-    from signxml.xades import XAdESSigner
-
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
+    from signxml import SignatureMethod
+    from signxml.xades import XAdESSigner
 
     chain = (server.pki.directory / f"{identity}.chain.pem").read_bytes()
     certs = [c.public_bytes(Encoding.PEM).decode() for c in x509.load_pem_x509_certificates(chain)]
