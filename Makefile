@@ -9,7 +9,7 @@ DATA ?= .data
 PKI_PORT ?= 9180
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run test test-unit lint fmt pg-start pg-stop pki migrate verify-audit bench clean distclean
+.PHONY: help venv run test test-unit lint fmt pg-start pg-stop pki migrate verify-audit bench bench-deliveries clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,8 +56,11 @@ migrate: $(STAMP) ## Apply migrations to $$VEP_DATABASE_URL (or the private clus
 verify-audit: $(STAMP) ## Verify the audit hash chain (R9.1)
 	@VEP_DATABASE_URL=$${VEP_DATABASE_URL:-$$(ops/dev/pg.sh start $(DATA))} $(BIN)/vep verify-audit
 
-bench: $(STAMP) ## Run the benchmarks in ops/bench (figures go in the README)
+bench: $(STAMP) ## Run the authentication benchmark (figures go in the README)
 	$(BIN)/python ops/bench/auth_bench.py
+
+bench-deliveries: $(STAMP) ## Run the delivery benchmark against its baseline (30 s each)
+	$(BIN)/python ops/bench/deliveries.py
 
 clean: ## Stop the cluster; remove caches (keeps .venv and .data)
 	-@ops/dev/pg.sh stop $(DATA)
