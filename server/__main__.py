@@ -149,6 +149,12 @@ def cmd_run_job(args: argparse.Namespace) -> int:
     return cli_jobs.run(args, _settings())
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .validate import cli as validate_cli
+
+    return validate_cli.run(args)
+
+
 def cmd_sign_contract(args: argparse.Namespace) -> int:
     from .tools import sign
 
@@ -172,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
 
     cli_admin.add_cli(sub)
     cli_jobs.add_cli(sub)
+    from .validate import cli as validate_cli
+
+    validate_cli.add_cli(sub)
     sign.add_cli(sub)
     args = parser.parse_args(argv)
     handlers = {
@@ -183,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "admin": cmd_admin,
         "sign-contract": cmd_sign_contract,
         "run-job": cmd_run_job,
+        "verify": cmd_verify,
     }
     return handlers[args.command](args)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .api import deliveries, directory, health, mailboxes, registrations, session
+from .api import deliveries, directory, health, mailboxes, registrations, session, validate
 from .ui import home
 
 MAILBOX = "/api/v1/mailboxes/{address}"
@@ -44,6 +44,7 @@ def setup(app: web.Application) -> None:
     )
 
     r.add_get("/api/v1/directory", directory.search)
+    r.add_post("/api/v1/validate", validate.validate)
 
     r.add_post(f"{MAILBOX}/deliveries", deliveries.submit)
     r.add_get(f"{MAILBOX}/inbox", deliveries.inbox)

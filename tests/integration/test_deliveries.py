@@ -435,3 +435,26 @@ async def test_r5_3_vrocilnica_signed_as_xades_enveloped(server: RunningServer) 
     assert (status, body["reason"]) == (422, "signature_invalid")
     status, body = await post(_xades_enveloped(server, "delegate", document))
     assert (status, body) == (200, {"accepted": 1})
+
+
+async def test_r6_4_our_evidence_passes_the_validation_tool(server: RunningServer) -> None:
+    """POST /api/v1/validate on a downloaded evidence: intact, trusted, timestamp matched."""
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    _, xml, _ = await get(server, "qualified-qscd", sent["evidence"][0]["href"])
+    async with server.client("qualified") as client:  # any logged-in person may validate
+        async with client.post(
+            "/api/v1/validate", data=xml, headers={"Content-Type": "application/xml"}
+        ) as r:
+            assert r.status == 200
+            report = await r.json()
+        async with client.post(
+            "/api/v1/validate",
+            data=xml.replace(b"SubmissionAcceptance", b"ContentHandover"),
+            headers={"Content-Type": "application/xml"},
+        ) as r:
+            tampered = await r.json()
+    assert report["intact"] is True
+    [signature] = report["signatures"]
+    assert signature["trusted"] is True
+    assert [t["imprint_matches"] for t in signature["timestamps"]] == [True]
+    assert tampered["intact"] is False
