@@ -21,6 +21,7 @@ from .clock import Clock, SystemClock
 from .content.keys import ensure_dev_master_key, load_master_key
 from .content.store import FileContentStore
 from .evidence.factory import sealer_from_settings
+from .receipts import receipt_issuer_from_settings
 from .http import middlewares, routes
 from .http.context import SERVICES
 from .notify.notifier import Notifier, SmtpNotifier
@@ -82,7 +83,8 @@ def _resources(  # type: ignore[no-untyped-def]
                     ensure_dev_master_key(key_file)  # development set-up only (R5.5)
                 content = FileContentStore(settings.data_dir / "content", load_master_key(key_file))
                 sealer = sealer_from_settings(settings, http_client)
-                services = build_services(settings, clock, pool, checker, content, sealer)
+                receipts = receipt_issuer_from_settings(settings, http_client)
+                services = build_services(settings, clock, pool, checker, content, sealer, receipts)
                 app[SERVICES] = services
                 worker = OutboxWorker(
                     services.outbox,

@@ -53,6 +53,8 @@ def setup(app: web.Application) -> None:
     r.add_get(delivery, deliveries.show)
     r.add_get(f"{delivery}/parts/{{part}}", deliveries.download)
     r.add_get(f"{delivery}/evidence", deliveries.evidence_list)
+    # the .pdf route first: {eid} alone would also match "<uuid>.pdf"
+    r.add_get(f"{delivery}/evidence/{{eid}}.pdf", deliveries.evidence_pdf)
     r.add_get(f"{delivery}/evidence/{{eid}}", deliveries.evidence_item)
     r.add_get(f"{delivery}/receipt", deliveries.receipt)
     r.add_post(f"{delivery}/receipt", deliveries.accept_signed)

@@ -23,6 +23,7 @@ from ..errors import BadRequest, NotFound, Refused
 from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
 from ..evidence.seal import EvidenceSealer
 from ..store.deliveries import DeliveryRow, DeliveryStore, EvidenceRow, ListedDelivery, PartRow
+from ..receipts import ReceiptIssuer
 from ..store.mailboxes import MailboxStore
 from ..trust.validation import CertificateCheck
 from .mailboxes import Access, MailboxService, Need
@@ -68,6 +69,7 @@ class DeliveryAccessService:
         members: MailboxService,
         content: ContentStore,
         sealer: EvidenceSealer,
+        receipts: ReceiptIssuer | None = None,
     ) -> None:
         self._clock = clock
         self._deliveries = deliveries
@@ -75,6 +77,7 @@ class DeliveryAccessService:
         self._members = members
         self._content = content
         self._sealer = sealer
+        self._receipts = receipts
 
     async def listing(
         self, access: Access, box: str, after: str | None
@@ -183,6 +186,15 @@ class DeliveryAccessService:
         if view.as_sender:
             return rows
         return [r for r in rows if r.recipient_address in (None, view.recipient)]
+
+    async def evidence_pdf(
+        self, delivery_id: str, evidence_id: str, check: CertificateCheck
+    ) -> tuple[EvidenceRow, bytes]:
+        """R6.3: the human-readable receipt of one evidence, PAdES-sealed by the provider."""
+        row = await self.evidence_item(delivery_id, evidence_id, check)
+        if self._receipts is None:
+            raise Refused("PDF receipts are not configured on this node.", "unavailable")
+        return row, await self._receipts.receipt_for(row.xml)
 
     async def evidence_item(
         self, delivery_id: str, evidence_id: str, check: CertificateCheck

@@ -9,6 +9,7 @@ import asyncpg
 from ..clock import Clock
 from ..content.store import ContentStore
 from ..evidence.seal import EvidenceSealer
+from ..receipts import ReceiptIssuer
 from ..registry.business import FixtureRegister
 from ..settings import Settings
 from ..store.audit import AuditStore
@@ -43,6 +44,7 @@ def build_services(
     checker: CertificateChecker,
     content: ContentStore,
     sealer: EvidenceSealer,
+    receipts: ReceiptIssuer | None = None,
 ) -> Services:
     audit = AuditStore(pool)
     persons = PersonStore(pool)
@@ -67,7 +69,9 @@ def build_services(
         AdminPasswordGuard(mailboxes, audit, clock),
         checker,
     )
-    reading = DeliveryAccessService(clock, deliveries, mailboxes, members, content, sealer)
+    reading = DeliveryAccessService(
+        clock, deliveries, mailboxes, members, content, sealer, receipts
+    )
     return Services(
         settings=settings,
         clock=clock,

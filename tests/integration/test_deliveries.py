@@ -458,3 +458,36 @@ async def test_r6_4_our_evidence_passes_the_validation_tool(server: RunningServe
     assert signature["trusted"] is True
     assert [t["imprint_matches"] for t in signature["timestamps"]] == [True]
     assert tampered["intact"] is False
+
+
+async def test_r6_3_pdf_receipt_is_pades_sealed_and_for_parties_only(
+    server: RunningServer,
+) -> None:
+    from io import BytesIO
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import async_validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+
+    from server.trust.validation import load_certificates
+
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    href = sent["evidence"][1]["href"] + ".pdf"  # ContentConsignment
+    for who in ("qualified-qscd", "delegate"):  # sender and recipient
+        status, pdf, headers = await get(server, who, href)
+        assert status == 200 and headers["Content-Type"] == "application/pdf"
+    status, _, _ = await get(server, "qualified", href)  # no party
+    assert status == 404
+    [signature] = PdfFileReader(BytesIO(pdf)).embedded_signatures
+    async with AIOHttpFetcherBackend() as fetchers:
+        context = ValidationContext(
+            trust_roots=load_certificates([server.pki.root]),
+            other_certs=load_certificates([server.pki.cert("qualified-ca")]),
+            allow_fetching=True,
+            fetchers=fetchers,
+        )
+        status_report = await async_validate_pdf_signature(signature, context)
+    assert status_report.intact and status_report.valid and status_report.trusted
+    assert status_report.timestamp_validity is not None
+    assert status_report.timestamp_validity.intact

@@ -197,6 +197,17 @@ async def evidence_item(request: web.Request) -> web.Response:
     )
 
 
+async def evidence_pdf(request: web.Request) -> web.Response:
+    row, pdf = await services(request).delivery_access.evidence_pdf(
+        request.match_info["id"], request.match_info["eid"], principal(request).check
+    )
+    return web.Response(
+        body=pdf,
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="receipt-{row.evidence_id}.pdf"'},
+    )
+
+
 async def receipt(request: web.Request) -> web.Response:
     issued = await services(request).acceptance.issue_receipt(
         request.match_info["id"], principal(request).check
