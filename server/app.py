@@ -21,11 +21,11 @@ from .clock import Clock, SystemClock
 from .content.keys import ensure_dev_master_key, load_master_key
 from .content.store import FileContentStore
 from .evidence.factory import sealer_from_settings
-from .receipts import receipt_issuer_from_settings
 from .http import middlewares, routes
 from .http.context import SERVICES
 from .notify.notifier import Notifier, SmtpNotifier
 from .notify.worker import OutboxWorker
+from .receipts import receipt_issuer_from_settings
 from .services.wiring import build_services
 from .settings import Settings
 from .store import migrate

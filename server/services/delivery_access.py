@@ -22,8 +22,8 @@ from ..content.store import ContentStore
 from ..errors import BadRequest, NotFound, Refused
 from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
 from ..evidence.seal import EvidenceSealer
-from ..store.deliveries import DeliveryRow, DeliveryStore, EvidenceRow, ListedDelivery, PartRow
 from ..receipts import ReceiptIssuer
+from ..store.deliveries import DeliveryRow, DeliveryStore, EvidenceRow, ListedDelivery, PartRow
 from ..store.mailboxes import MailboxStore
 from ..trust.validation import CertificateCheck
 from .mailboxes import Access, MailboxService, Need
