@@ -13,11 +13,15 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+from cryptography import x509
+
 from ..clock import Clock
+from ..content.files import StoredPart
+from ..content.keys import DataKey
 from ..content.store import ContentStore
 from ..errors import BadRequest, Conflict, InvalidFields, Refused
 from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
@@ -27,10 +31,14 @@ from ..store.contacts import ContactStore
 from ..store.deliveries import DeliveryStore, NewEvidence, PartRow
 from ..store.mailboxes import MailboxStore
 from ..store.outbox import OutboxStore
+from ..validate import validate
 from . import fields as f
 from .mailboxes import Access
 
 MAX_METADATA = 64 * 1024
+#: A signed part is read back to verify its signature; larger signed parts are refused.
+MAX_SIGNED_PART = 20 * 1024 * 1024
+MAX_SIGNATURE = 1024 * 1024
 MAX_RECIPIENTS = 50
 MAX_SUBJECT = 200
 MAX_MESSAGE = 20_000
@@ -86,6 +94,7 @@ class SubmissionService:
         outbox: OutboxStore,
         content: ContentStore,
         sealer: EvidenceSealer,
+        anchors: Sequence[x509.Certificate] = (),
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -95,6 +104,7 @@ class SubmissionService:
         self._outbox = outbox
         self._content = content
         self._sealer = sealer
+        self._anchors = list(anchors)
 
     async def _metadata(self, access: Access, part: IncomingPart) -> dict[str, Any]:
         if part.field != "metadata":
@@ -171,6 +181,15 @@ class SubmissionService:
         try:
             remaining = settings.max_delivery_bytes
             async for part in parts:
+                if part.field == "signature":  # a detached CAdES over the file before it
+                    if not stored or stored[-1].sender_signature is not None:
+                        raise BadRequest(
+                            "A `signature` part must follow its `file` part.",
+                            "signature_without_file",
+                        )
+                    signature = await _read_all(part.chunks, MAX_SIGNATURE, "signature")
+                    stored[-1] = await self._verified(data_key, stored[-1], signature)
+                    continue
                 if part.field != "file":
                     raise BadRequest(f"Unknown part `{part.field}`.", "unknown_part")
                 if len(stored) >= settings.max_delivery_parts:
@@ -184,18 +203,19 @@ class SubmissionService:
                     str(delivery_id), data_key, part.chunks, remaining
                 )
                 remaining -= written.size
-                stored.append(
-                    PartRow(
-                        part_no=len(stored),
-                        name=(part.filename or f"part-{len(stored)}")[:200],
-                        media_type=media_type,
-                        size=written.size,
-                        sha256=written.sha256,
-                        locator=written.locator,
-                        ciphertext_size=written.ciphertext_size,
-                        sender_signature=None,
-                    )
+                row = PartRow(
+                    part_no=len(stored),
+                    name=(part.filename or f"part-{len(stored)}")[:200],
+                    media_type=media_type,
+                    size=written.size,
+                    sha256=written.sha256,
+                    locator=written.locator,
+                    ciphertext_size=written.ciphertext_size,
+                    sender_signature=None,
                 )
+                stored.append(row)
+                if media_type == "application/pdf" and await self._has_pdf_signature(data_key, row):
+                    stored[-1] = await self._verified(data_key, row, None)
             if not stored:
                 raise InvalidFields([{"field": "file", "reason": "required"}])
             return await self._commit(access, meta, delivery_id, wrapped, stored)
@@ -203,6 +223,46 @@ class SubmissionService:
             # a refusal, a failure or a client that went away: no file stays behind
             await asyncio.shield(self._discard(stored))
             raise
+
+    async def _plaintext(self, data_key: DataKey, row: PartRow) -> bytes:
+        if row.size > MAX_SIGNED_PART:
+            field = f"file[{row.part_no}]"
+            raise InvalidFields([{"field": field, "reason": "signed_part_too_large"}])
+        stored = StoredPart(row.locator, row.size, row.sha256, row.ciphertext_size)
+        return b"".join([chunk async for chunk in self._content.read(stored, data_key)])
+
+    async def _has_pdf_signature(self, data_key: DataKey, row: PartRow) -> bool:
+        if row.size > MAX_SIGNED_PART:
+            return False  # too large to check here: kept as a document without a claim
+        return b"/ByteRange" in await self._plaintext(data_key, row)
+
+    async def _verified(self, data_key: DataKey, row: PartRow, signature: bytes | None) -> PartRow:
+        """R5.1: verify the sender's signature (PAdES inside the PDF, or a detached CAdES
+        part after the file) and record the result; one that does not verify refuses the
+        delivery (422)."""
+        document = await self._plaintext(data_key, row)
+        if signature is None:
+            report = await validate(document, None, self._anchors)
+        else:
+            report = await validate(signature, document, self._anchors)
+        if not report.intact:
+            field = f"file[{row.part_no}]"
+            raise InvalidFields([{"field": field, "reason": "sender_signature_invalid"}])
+        summary = report.as_json()
+        signers = [
+            {
+                "subject": s["signer"]["subject"],
+                "qualified": s["qualified"],
+                "qscd": s["qscd"],
+                "signing_time": s["signing_time"],
+                "trusted": s.get("trusted"),
+            }
+            for s in summary["signatures"]
+        ]
+        return replace(
+            row,
+            sender_signature={"format": summary["input_kind"], "intact": True, "signers": signers},
+        )
 
     async def _discard(self, stored: list[PartRow]) -> None:
         for part in stored:

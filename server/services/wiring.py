@@ -23,6 +23,7 @@ from ..store.persons import PersonStore
 from ..store.registrations import RegistrationStore
 from ..store.sessions import SessionStore
 from ..trust.validation import CertificateChecker
+from ..validate.anchors import load_anchors
 from .acceptance import AcceptanceService
 from .admin_password import AdminPasswordGuard
 from .authentication import Authenticator
@@ -102,7 +103,15 @@ def build_services(
         ),
         operator=OperatorService(clock, mailboxes),
         submission=SubmissionService(
-            settings, clock, deliveries, mailboxes, contacts, outbox, content, sealer
+            settings,
+            clock,
+            deliveries,
+            mailboxes,
+            contacts,
+            outbox,
+            content,
+            sealer,
+            load_anchors(settings.anchor_paths),
         ),
         delivery_access=reading,
         acceptance=AcceptanceService(

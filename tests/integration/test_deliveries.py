@@ -491,3 +491,95 @@ async def test_r6_3_pdf_receipt_is_pades_sealed_and_for_parties_only(
     assert status_report.intact and status_report.valid and status_report.trusted
     assert status_report.timestamp_validity is not None
     assert status_report.timestamp_validity.intact
+
+
+async def test_r5_1_sender_signatures_are_verified_and_recorded(
+    server: RunningServer,
+) -> None:
+    from server.tools.sign import async_sign_pades
+    from tests.conftest import DATA
+
+    p12 = server.pki.p12("qualified-qscd").read_bytes()
+    # a PDF the sender signed (PAdES) is verified and the result kept with the part
+    signed_pdf = await async_sign_pades(render_contract_for_test(), p12, b"vep")
+    status, sent = await send(
+        server,
+        "qualified-qscd",
+        COURT,
+        [DEJAN],
+        files=[("podpisano.pdf", signed_pdf, "application/pdf")],
+    )
+    assert status == 201, sent
+    _, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{sent['delivery_id']}")
+    [part] = json.loads(body)["parts"]
+    signature = part["sender_signature"]
+    assert signature["intact"] is True and signature["format"] == "pades"
+    assert signature["signers"][0]["qualified"] is True
+    assert signature["signers"][0]["trusted"] is True
+    # a detached CAdES part after its file
+    note = b"Izjava / statement"
+    p7s = await async_sign_cades_detached(note, p12, b"vep")
+    form = aiohttp.FormData()
+    form.add_field(
+        "metadata",
+        json.dumps({"to": [DEJAN], "subject": "s", "kind": "registered"}),
+        content_type="application/json",
+    )
+    form.add_field("file", note, filename="izjava.txt", content_type="text/plain")
+    form.add_field(
+        "signature", p7s, filename="izjava.txt.p7s", content_type="application/pkcs7-signature"
+    )
+    async with server.client("qualified-qscd") as client:
+        async with client.post(f"/api/v1/mailboxes/{COURT}/deliveries", data=form) as r:
+            assert r.status == 201, await r.text()
+    # refusals leave nothing: a corrupted signed PDF, a CAdES over other bytes
+    before = await _state(server)
+    corrupted = (DATA / "pades" / "pdf-signed-corrupted.pdf").read_bytes()
+    status, body = await send(
+        server, "qualified-qscd", COURT, [DEJAN], files=[("x.pdf", corrupted, "application/pdf")]
+    )
+    assert (status, body["errors"]) == (
+        422,
+        [{"field": "file[0]", "reason": "sender_signature_invalid"}],
+    )
+    form = aiohttp.FormData()
+    form.add_field(
+        "metadata",
+        json.dumps({"to": [DEJAN], "subject": "s", "kind": "registered"}),
+        content_type="application/json",
+    )
+    form.add_field("file", note + b"!", filename="izjava.txt", content_type="text/plain")
+    form.add_field(
+        "signature", p7s, filename="izjava.txt.p7s", content_type="application/pkcs7-signature"
+    )
+    async with server.client("qualified-qscd") as client:
+        async with client.post(f"/api/v1/mailboxes/{COURT}/deliveries", data=form) as r:
+            assert r.status == 422
+            assert (await r.json())["errors"][0]["reason"] == "sender_signature_invalid"
+    assert await _state(server) == before
+
+
+def render_contract_for_test() -> bytes:
+    from datetime import UTC, datetime
+
+    from server.contracts.render import ContractData, render_contract
+
+    return render_contract(
+        ContractData(
+            registration_id="r",
+            terms_version="t",
+            issued_at=datetime.now(UTC),
+            kind="natural",
+            name="Ana Novak",
+            tax_number="10000003",
+            registration_number=None,
+            vat_payer=None,
+            iban=None,
+            postal_address={"street": "a", "postcode": "1000", "city": "b", "country": "SI"},
+            email="a@b.si",
+            mailbox_address="ana@vep.si",
+            mailbox_kind="single",
+            einvoice=False,
+            price_list=(("x", "1"),),
+        )
+    )

@@ -87,6 +87,7 @@ def _delivery(d: DeliveryRow, content_visible: bool, recipient: str | None) -> d
                 "size": p.size,
                 "sha256": p.sha256,
                 "href": f"/api/v1/deliveries/{d.delivery_id}/parts/{p.part_no}",
+                "sender_signature": p.sender_signature,
             }
             for p in d.parts
         ]
