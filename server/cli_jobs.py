@@ -18,7 +18,7 @@ from .settings import Settings
 from .store.db import create_pool
 from .trust.validation import CertificateChecker, load_certificates
 
-JOBS = ("deemed-service",)
+JOBS = ("deemed-service", "content-sweep")
 
 
 def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,10 +50,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 services = build_services(
                     settings, clock, pool, checker, content, sealer_from_settings(settings, http)
                 )
+                if args.name == "content-sweep":
+                    report = await services.content_sweep.run(clock.now())
+                    return len(report.removed) + report.partials_removed
                 return await services.acceptance.deemed_service(clock.now())
         finally:
             await pool.close()
 
     done = asyncio.run(job())
-    print(f"vep: {args.name}: {done} delivery(ies) deemed served")
+    what = "file(s) removed" if args.name == "content-sweep" else "delivery(ies) deemed served"
+    print(f"vep: {args.name}: {done} {what}")
     return 0

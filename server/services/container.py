@@ -21,6 +21,7 @@ from .operator import OperatorService
 from .registration import RegistrationService
 from .sessions import SessionService
 from .submission import SubmissionService
+from .sweep import ContentSweeper
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,4 @@ class Services:
     submission: SubmissionService
     delivery_access: DeliveryAccessService
     acceptance: AcceptanceService
+    content_sweep: ContentSweeper

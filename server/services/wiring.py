@@ -36,6 +36,7 @@ from .operator import OperatorService
 from .registration import RegistrationService
 from .sessions import SessionService
 from .submission import SubmissionService
+from .sweep import ContentSweeper
 
 
 def build_services(
@@ -126,4 +127,5 @@ def build_services(
             sealer,
             checker,
         ),
+        content_sweep=ContentSweeper(clock, content, deliveries),
     )

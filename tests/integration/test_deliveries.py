@@ -583,3 +583,34 @@ def render_contract_for_test() -> bytes:
             price_list=(("x", "1"),),
         )
     )
+
+
+async def test_r5_5_sweep_removes_orphans_past_the_grace_period_only(
+    server: RunningServer,
+) -> None:
+    """A node that died between writing a part and committing its row leaves an orphan."""
+    import os
+    from datetime import UTC, datetime
+
+    assert (await send(server, "qualified-qscd", COURT, [DEJAN]))[0] == 201
+    content = server.services.submission._content
+    key, _ = content.new_data_key("orphan")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"left behind by a crash"
+
+    orphan = await content.write("orphan", key, chunks(), 1000)
+    young = await content.write("orphan", key, chunks(), 1000)
+    path = content.path_of(orphan.locator)  # type: ignore[attr-defined]
+    two_days_ago = datetime.now(UTC).timestamp() - 2 * 86400
+    os.utime(path, (two_days_ago, two_days_ago))
+    for p in (server.services.settings.data_dir / "content").rglob("*"):
+        if p.is_file() and p.name != young.locator:  # the committed part is old too
+            os.utime(p, (two_days_ago, two_days_ago))
+    report = await server.services.content_sweep.run(datetime.now(UTC))
+    assert report.removed == (orphan.locator,)
+    assert not path.exists()
+    assert content.path_of(young.locator).exists()  # type: ignore[attr-defined]
+    delivery = await server.services.pool.fetchval("SELECT delivery_id FROM deliveries")
+    status, data, _ = await get(server, "delegate", f"/api/v1/deliveries/{delivery}/parts/0")
+    assert (status, data) == (200, PDF)
