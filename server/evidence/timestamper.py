@@ -30,7 +30,8 @@ _GRANTED = ("granted", "granted_with_mods")
 
 class TimeStamper(Protocol):
     async def timestamp(self, digest: bytes, hash_name: str = "sha256") -> bytes:
-        """A DER TimeStampToken (ContentInfo of SignedData) over ``digest``."""
+        """A DER TimeStampToken (ContentInfo of SignedData) over ``digest``, already checked
+        per RFC 3161 §2.4.2 (status, nonce, imprint, the TSA's signature)."""
         ...
 
 
