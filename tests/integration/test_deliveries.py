@@ -4,6 +4,7 @@ independent tools verify; the vročilnica; deemed service at day 15; refusals le
 from __future__ import annotations
 
 import asyncio
+import re
 import base64
 import hashlib
 import json
@@ -614,3 +615,78 @@ async def test_r5_5_sweep_removes_orphans_past_the_grace_period_only(
     delivery = await server.services.pool.fetchval("SELECT delivery_id FROM deliveries")
     status, data, _ = await get(server, "delegate", f"/api/v1/deliveries/{delivery}/parts/0")
     assert (status, data) == (200, PDF)
+
+
+async def test_r5_3_login_mode_acceptance_and_rejection(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """receipt_signature = "login": the QSCD session's explicit acceptance (the VEP.SI terms'
+    literal rule), recorded as such; a refusal records ConsignmentRejection."""
+    settings = make_settings(dev_pki, database_url, receipt_signature="login")
+    async with running_server(settings, dev_pki) as server:
+        await open_mailbox(server, "qualified-qscd", legal("primer"))
+        await open_mailbox(server, "delegate", natural("dejan", tax_number="12345679"))
+        await OperatorService(
+            server.clock, MailboxStore(server.services.pool, server.services.audit)
+        ).set_public_body(COURT, True, "maja")
+        first = (await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt"))[1]
+        async with server.client("delegate") as dejan:
+            async with dejan.post(f"/api/v1/deliveries/{first['delivery_id']}/accept") as r:
+                assert (r.status, await r.json()) == (200, {"accepted": 1})
+        second = (await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt"))[1]
+        async with server.client("delegate") as dejan:
+            async with dejan.post(f"/api/v1/deliveries/{second['delivery_id']}/reject") as r:
+                assert (r.status, await r.json()) == (200, {"rejected": 1})
+            async with dejan.get(f"/api/v1/deliveries/{second['delivery_id']}/parts/0") as r:
+                assert r.status == 403  # refused: the content stays closed
+        rows = await server.services.pool.fetch(
+            """SELECT e.event, r.acceptance_method FROM evidence e
+                 JOIN delivery_recipients r USING (delivery_id)
+                WHERE e.event IN ('ConsignmentAcceptance', 'ConsignmentRejection')
+                ORDER BY e.event"""
+        )
+        xml = await server.services.pool.fetchval(
+            "SELECT xml FROM evidence WHERE event = 'ConsignmentAcceptance'"
+        )
+    assert [(r["event"], r["acceptance_method"]) for r in rows] == [
+        ("ConsignmentAcceptance", "login"),
+        ("ConsignmentRejection", "rejection"),
+    ]
+    assert b"login" in bytes(xml)  # the evidence records how it was accepted
+
+
+async def test_r5_4_recipient_is_notified_by_email_without_content(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    from tests.smtp import SmtpServer
+
+    smtp = SmtpServer()
+    smtp.start()
+    try:
+        settings = make_settings(
+            dev_pki, database_url, smtp_port=smtp.port, outbox_poll_seconds=0.05
+        )
+        async with running_server(settings, dev_pki) as server:
+            await open_mailbox(server, "qualified-qscd", legal("primer"))
+            await open_mailbox(server, "delegate", natural("dejan", tax_number="12345679"))
+            base = f"/api/v1/mailboxes/{DEJAN}/notification-addresses"
+            async with server.client("delegate") as dejan:
+                async with dejan.post(base, json={"email": "dejan@example.si"}) as r:
+                    assert r.status == 202
+                assert await asyncio.to_thread(smtp.wait_received, 1, 10)
+                code = (
+                    __import__("re")
+                    .search(r"\b(\d{6})\b", smtp.received[0].message.get_content())
+                    .group(1)
+                )
+                async with dejan.post(f"{base}/dejan@example.si/confirm", json={"code": code}) as r:
+                    assert r.status == 204
+            assert (await send(server, "qualified-qscd", COURT, [DEJAN]))[0] == 201
+            assert await asyncio.to_thread(smtp.wait_received, 2, 10)
+        mail = smtp.received[1]
+        text = mail.message.get_content()
+        assert mail.rcpt_tos == ("dejan@example.si",)
+        assert DEJAN in text
+        assert "Vabilo na narok" not in text and "Glej prilogo" not in text  # no content
+    finally:
+        smtp.stop()
