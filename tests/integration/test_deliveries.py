@@ -4,7 +4,6 @@ independent tools verify; the vročilnica; deemed service at day 15; refusals le
 from __future__ import annotations
 
 import asyncio
-import re
 import base64
 import hashlib
 import json
