@@ -585,13 +585,31 @@ def render_contract_for_test() -> bytes:
     )
 
 
+@pytest.fixture
+async def own_data_server(dev_pki, pki_service: PkiService, database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A server whose content directory is its own (the shared test data dir holds other
+    tests' files, which this database does not know and a sweep would rightly remove)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "pki").symlink_to(dev_pki.directory)
+    settings = make_settings(dev_pki, database_url, data_dir=data)
+    async with running_server(settings, dev_pki) as running:
+        await open_mailbox(running, "qualified-qscd", legal("primer"))
+        await open_mailbox(running, "delegate", natural("dejan", tax_number="12345679"))
+        await OperatorService(
+            running.clock, MailboxStore(running.services.pool, running.services.audit)
+        ).set_public_body(COURT, True, "maja")
+        yield running
+
+
 async def test_r5_5_sweep_removes_orphans_past_the_grace_period_only(
-    server: RunningServer,
+    own_data_server: RunningServer,
 ) -> None:
     """A node that died between writing a part and committing its row leaves an orphan."""
     import os
     from datetime import UTC, datetime
 
+    server = own_data_server
     assert (await send(server, "qualified-qscd", COURT, [DEJAN]))[0] == 201
     content = server.services.submission._content
     key, _ = content.new_data_key("orphan")
