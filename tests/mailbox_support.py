@@ -164,3 +164,30 @@ async def build_world(server: RunningServer) -> tuple[str, str]:
         ) as r:
             assert r.status == 202
     return cookie, csrf
+
+
+def sample_contract_pdf() -> bytes:
+    """A contract PDF as the server renders one (for signing tools and sender signatures)."""
+    from datetime import UTC, datetime
+
+    from server.contracts.render import ContractData, render_contract
+
+    return render_contract(
+        ContractData(
+            registration_id="r",
+            terms_version="t",
+            issued_at=datetime.now(UTC),
+            kind="natural",
+            name="Ana Novak",
+            tax_number="10000003",
+            registration_number=None,
+            vat_payer=None,
+            iban=None,
+            postal_address={"street": "a", "postcode": "1000", "city": "b", "country": "SI"},
+            email="a@b.si",
+            mailbox_address="ana@vep.si",
+            mailbox_kind="single",
+            einvoice=False,
+            price_list=(("x", "1"),),
+        )
+    )

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 
 import pytest
 
@@ -175,30 +174,10 @@ def test_sign_contract_helper_signs_for_people_without_a_tool(dev_pki, tmp_path)
     """`vep sign-contract` produces what PUT …/contract accepts (R2.1 done-when)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from server.contracts.render import ContractData, render_contract
+    from tests.mailbox_support import sample_contract_pdf
 
     pdf = tmp_path / "contract.pdf"
-    pdf.write_bytes(
-        render_contract(
-            ContractData(
-                registration_id="r",
-                terms_version="t",
-                issued_at=datetime.now(UTC),
-                kind="natural",
-                name="Ana Novak",
-                tax_number="10000003",
-                registration_number=None,
-                vat_payer=None,
-                iban=None,
-                postal_address={"street": "a", "postcode": "1000", "city": "b", "country": "SI"},
-                email="a@b.si",
-                mailbox_address="ana@vep.si",
-                mailbox_kind="single",
-                einvoice=False,
-                price_list=(("x", "1"),),
-            )
-        )
-    )
+    pdf.write_bytes(sample_contract_pdf())
     env = _env()
     for flag, out in (("--pades", "signed.pdf"), ("--cades", "contract.p7s")):
         result = _vep(

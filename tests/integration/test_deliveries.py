@@ -22,7 +22,7 @@ from server.services.operator import OperatorService
 from server.store.mailboxes import MailboxStore
 from server.tools.sign import async_sign_cades_detached
 from tests.conftest import PkiService
-from tests.mailbox_support import legal, natural, open_mailbox
+from tests.mailbox_support import legal, natural, open_mailbox, sample_contract_pdf
 from tests.support import RunningServer, make_settings, running_server
 
 pytestmark = pytest.mark.integration
@@ -501,7 +501,7 @@ async def test_r5_1_sender_signatures_are_verified_and_recorded(
 
     p12 = server.pki.p12("qualified-qscd").read_bytes()
     # a PDF the sender signed (PAdES) is verified and the result kept with the part
-    signed_pdf = await async_sign_pades(render_contract_for_test(), p12, b"vep")
+    signed_pdf = await async_sign_pades(sample_contract_pdf(), p12, b"vep")
     status, sent = await send(
         server,
         "qualified-qscd",
@@ -557,32 +557,6 @@ async def test_r5_1_sender_signatures_are_verified_and_recorded(
             assert r.status == 422
             assert (await r.json())["errors"][0]["reason"] == "sender_signature_invalid"
     assert await _state(server) == before
-
-
-def render_contract_for_test() -> bytes:
-    from datetime import UTC, datetime
-
-    from server.contracts.render import ContractData, render_contract
-
-    return render_contract(
-        ContractData(
-            registration_id="r",
-            terms_version="t",
-            issued_at=datetime.now(UTC),
-            kind="natural",
-            name="Ana Novak",
-            tax_number="10000003",
-            registration_number=None,
-            vat_payer=None,
-            iban=None,
-            postal_address={"street": "a", "postcode": "1000", "city": "b", "country": "SI"},
-            email="a@b.si",
-            mailbox_address="ana@vep.si",
-            mailbox_kind="single",
-            einvoice=False,
-            price_list=(("x", "1"),),
-        )
-    )
 
 
 @pytest.fixture
