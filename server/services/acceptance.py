@@ -13,6 +13,9 @@ the sender is told, the content is released.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +28,7 @@ from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Par
 from ..evidence.seal import EvidenceSealer
 from ..settings import Settings
 from ..store.contacts import ContactStore
-from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence
+from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, ReceiptUsed
 from ..store.mailboxes import MailboxStore
 from ..store.outbox import OutboxStore
 from ..trust.certs import Loa
@@ -44,6 +47,24 @@ class IssuedReceipt:
     receipt_id: uuid.UUID
     document: bytes
     delivery_ids: tuple[uuid.UUID, ...]
+
+
+def delivery_commitment(delivery: DeliveryRow, salt: str) -> str:
+    """What a vročilnica says about one delivery: a salted SHA-256 of its details.
+
+    The signed vročilnica goes into every listed sender's acceptance evidence (ZPP
+    141.a(6) collects several deliveries in one signature); the salt, given only to that
+    delivery's sender in its evidence, lets them check their own line and learn nothing
+    about the others'."""
+    details = {
+        "delivery_id": str(delivery.delivery_id),
+        "sender": delivery.sender_address,
+        "subject": delivery.subject,
+        "submitted_at": delivery.submitted_at.isoformat(),
+        "parts": [{"name": p.name, "size": p.size, "sha256": p.sha256} for p in delivery.parts],
+    }
+    canonical = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{salt}|{canonical}".encode()).hexdigest()
 
 
 def _parts(delivery: DeliveryRow) -> tuple[ContentPart, ...]:
@@ -112,24 +133,23 @@ class AcceptanceService:
         person.set("serial", check.facts.serial)
         person.set("sha256", check.facts.fingerprint)
         person.text = check.facts.common_name or check.facts.person_id
-        listed = etree.SubElement(root, f"{{{NS}}}Deliveries")
+        listed = etree.SubElement(root, f"{{{NS}}}Deliveries", count=str(len(waiting)))
+        salts: dict[str, str] = {}
         for did in waiting:
             delivery = await self._deliveries.get(did)
-            assert delivery is not None
+            if delivery is None:
+                continue
+            salts[str(did)] = secrets.token_hex(16)
             item = etree.SubElement(listed, f"{{{NS}}}Delivery", id=str(did))
-            etree.SubElement(item, f"{{{NS}}}Sender").text = delivery.sender_address
-            etree.SubElement(item, f"{{{NS}}}Subject").text = delivery.subject
-            etree.SubElement(item, f"{{{NS}}}SubmittedAt").text = delivery.submitted_at.isoformat()
-            for p in delivery.parts:
-                digest = etree.SubElement(item, f"{{{NS}}}Part", name=p.name, size=str(p.size))
-                digest.set("sha256", p.sha256)
+            commitment = etree.SubElement(item, f"{{{NS}}}Commitment", algorithm="sha256")
+            commitment.text = delivery_commitment(delivery, salts[str(did)])
         etree.SubElement(root, f"{{{NS}}}Statement").text = (
             "S podpisom potrjujem prejem navedenih pošiljk. "
             "By signing I acknowledge receipt of the deliveries listed."
         )
         document = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
         await self._deliveries.insert_receipt(
-            receipt_id, recipient, check.facts.person_id, now, document, list(waiting)
+            receipt_id, recipient, check.facts.person_id, now, document, list(waiting), salts
         )
         return IssuedReceipt(receipt_id, document, tuple(waiting))
 
@@ -168,6 +188,7 @@ class AcceptanceService:
             )
         if result.signer.loa is not Loa.HIGH:
             raise Refused("The signature must come from a QSCD (R5.3).", "loa_high_required")
+        salts: dict[str, str] = receipt["salts"] or {}
         return await self._decide(
             list(receipt["delivery_ids"]),
             recipient,
@@ -178,7 +199,10 @@ class AcceptanceService:
                 ("recipient_signature", base64.b64encode(signature).decode()),
                 ("signature_format", result.format),
                 ("receipt_id", str(rid)),
+                ("receipt_sha256", hashlib.sha256(issued).hexdigest()),
             ),
+            per_delivery={uuid.UUID(d): (("commitment_salt", salt),) for d, salt in salts.items()},
+            receipt_id=rid,
         )
 
     async def accept_by_login(self, delivery_id: str, check: CertificateCheck) -> int:
@@ -203,6 +227,8 @@ class AcceptanceService:
         method: str,
         extra: tuple[tuple[str, str], ...],
         now: datetime | None = None,
+        per_delivery: dict[uuid.UUID, tuple[tuple[str, str], ...]] | None = None,
+        receipt_id: uuid.UUID | None = None,
     ) -> int:
         now = now or self._clock.now()
         event = {
@@ -211,7 +237,6 @@ class AcceptanceService:
             "deemed_served": EventName.ACCEPTANCE_REJECTION_EXPIRY,
         }[state]
         mailbox = await self._mailboxes.get(recipient)
-        related = ",".join(str(d) for d in delivery_ids)
         decisions: list[tuple[uuid.UUID, str, NewEvidence]] = []
         for did in delivery_ids:
             delivery = await self._deliveries.get(did)
@@ -241,12 +266,22 @@ class AcceptanceService:
                     reasons=(("deemed_service", "15 days without acceptance (ZUP/ZPP)"),)
                     if state == "deemed_served"
                     else (),
-                    extra=(("acceptance_method", method), ("related_deliveries", related), *extra),
+                    # no list of the other deliveries: they may be other senders' (review)
+                    extra=(
+                        ("acceptance_method", method),
+                        *extra,
+                        *(per_delivery or {}).get(did, ()),
+                    ),
                 )
             )
             decisions.append((did, recipient, new_evidence(sealed, recipient)))
         actor = check.facts.person_id if check else "system"
-        return await self._deliveries.record_decision(decisions, state, method, now, actor)
+        try:
+            return await self._deliveries.record_decision(
+                decisions, state, method, now, actor, receipt_id=receipt_id
+            )
+        except ReceiptUsed:
+            raise Conflict("This receipt was already used.", "receipt_used") from None
 
     async def deemed_service(self, now: datetime | None = None) -> int:
         """R5.3: issue AcceptanceRejectionExpiry for deliveries not accepted in 15 days."""

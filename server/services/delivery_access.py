@@ -185,7 +185,9 @@ class DeliveryAccessService:
         rows = await self._deliveries.evidence(view.delivery.delivery_id)
         if view.as_sender:
             return rows
-        return [r for r in rows if r.recipient_address in (None, view.recipient)]
+        # a recipient sees the evidence about them only: SubmissionAcceptance is the
+        # sender's and names every recipient (found in review)
+        return [r for r in rows if r.recipient_address == view.recipient]
 
     async def evidence_pdf(
         self, delivery_id: str, evidence_id: str, check: CertificateCheck

@@ -102,6 +102,10 @@ class ListedDelivery:
     state: str | None
 
 
+class ReceiptUsed(Exception):
+    """The vročilnica was already used for an acceptance (a replay)."""
+
+
 async def insert_evidence(conn: Connection, delivery_id: uuid.UUID, ev: NewEvidence) -> None:
     await conn.execute(
         """INSERT INTO evidence (evidence_id, delivery_id, recipient_address, event,
@@ -325,13 +329,25 @@ class DeliveryStore:
         at: datetime,
         actor: str,
         conn: Connection | None = None,
+        receipt_id: uuid.UUID | None = None,
     ) -> int:
         """Accepted / rejected / deemed served, each with its evidence (R5.3, R6.1).
 
-        Only recipients still awaiting acceptance change; returns how many did."""
+        Only recipients still awaiting acceptance change; returns how many did. A signed
+        vročilnica is used up in the same transaction (:class:`ReceiptUsed` on a replay)."""
         if conn is None:
             async with self._pool.acquire() as own, own.transaction():
-                return await self.record_decision(decisions, state, method, at, actor, own)
+                return await self.record_decision(
+                    decisions, state, method, at, actor, own, receipt_id
+                )
+        if receipt_id is not None:
+            used = await conn.execute(
+                "UPDATE receipts SET used_at = $2 WHERE receipt_id = $1 AND used_at IS NULL",
+                receipt_id,
+                at,
+            )
+            if used != "UPDATE 1":
+                raise ReceiptUsed(str(receipt_id))
         changed = 0
         for delivery_id, recipient, ev in decisions:
             status = await conn.execute(
@@ -405,17 +421,19 @@ class DeliveryStore:
         at: datetime,
         document: bytes,
         delivery_ids: list[uuid.UUID],
+        salts: dict[str, str],
     ) -> None:
         await self._pool.execute(
             """INSERT INTO receipts (receipt_id, recipient_address, issued_to, issued_at,
-                                     document, delivery_ids)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
+                                     document, delivery_ids, salts)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             receipt_id,
             recipient,
             person_id,
             at,
             document,
             delivery_ids,
+            salts,
         )
 
     async def receipt(self, receipt_id: uuid.UUID) -> asyncpg.Record | None:

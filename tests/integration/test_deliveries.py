@@ -7,7 +7,9 @@ import asyncio
 import base64
 import hashlib
 import json
+import re
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -263,6 +265,15 @@ async def test_r5_7_disallowed_type_oversize_and_disconnect_leave_nothing(
         assert await _state(small) == before
 
 
+def forge_commitment(document: bytes) -> bytes:
+    """The vročilnica with another commitment: a receipt for other content."""
+    commitment = re.search(rb"<Commitment[^>]*>([0-9a-f]{64})<", document)
+    assert commitment is not None
+    forged = document.replace(commitment.group(1), b"0" * 64)
+    assert forged != document
+    return forged
+
+
 async def _receipt(server: RunningServer, who: str, did: str) -> tuple[int, bytes, str]:
     async with server.client(who) as client:
         async with client.get(f"/api/v1/deliveries/{did}/receipt") as r:
@@ -329,7 +340,7 @@ async def test_r5_3_substantial_other_certificate_and_other_digests_are_refused(
     status, body = await _sign_receipt(server, "delegate", "qualified-qscd", did, document, rid)
     assert (status, body["reason"]) == (403, "signer_mismatch")
     # a receipt with other content digests than the one issued
-    forged = document.replace(hashlib.sha256(PDF).hexdigest().encode(), b"0" * 64)
+    forged = forge_commitment(document)
     assert forged != document
     status, body = await _sign_receipt(server, "delegate", "delegate", did, forged, rid)
     assert (status, body["reason"]) == (422, "wrong_document")
@@ -423,14 +434,12 @@ async def test_r5_3_vrocilnica_signed_as_xades_enveloped(server: RunningServer) 
             ) as r:
                 return r.status, await r.json(content_type=None)
 
-    forged = document.replace(hashlib.sha256(PDF).hexdigest().encode(), b"0" * 64)
+    forged = forge_commitment(document)
     status, body = await post(_xades_enveloped(server, "delegate", forged))
     assert (status, body["reason"]) == (422, "wrong_document")
     status, body = await post(_xades_enveloped(server, "qualified-qscd", document))
     assert (status, body["reason"]) == (403, "signer_mismatch")
-    tampered = _xades_enveloped(server, "delegate", document).replace(
-        b"Vabilo na narok", b"Vabilo na narok!"
-    )
+    tampered = forge_commitment(_xades_enveloped(server, "delegate", document))
     status, body = await post(tampered)
     assert (status, body["reason"]) == (422, "signature_invalid")
     status, body = await post(_xades_enveloped(server, "delegate", document))
@@ -681,3 +690,63 @@ async def test_r5_4_recipient_is_notified_by_email_without_content(
         assert "Vabilo na narok" not in text and "Glej prilogo" not in text  # no content
     finally:
         smtp.stop()
+
+
+async def test_r5_3_one_senders_acceptance_evidence_reveals_nothing_of_another(
+    server: RunningServer,
+) -> None:
+    """Found in review: the vročilnica listed every waiting delivery in plain text, and the
+    signed vročilnica goes into each sender's evidence. It now lists salted commitments;
+    each sender gets only its own salt and can check its own line."""
+    from server.services.acceptance import delivery_commitment
+
+    await OperatorService(
+        server.clock, MailboxStore(server.services.pool, server.services.audit)
+    ).set_public_body(BOJAN, True, "maja")
+    secret_files = [("ovadba-zoper-dejana.pdf", PDF, "application/pdf")]
+    async with server.client("qualified") as bojan:
+        meta = {"to": [DEJAN], "subject": "ZAUPNO kazenska ovadba", "kind": "return_receipt"}
+        async with bojan.post(
+            f"/api/v1/mailboxes/{BOJAN}/deliveries", data=_form(meta, secret_files)
+        ) as r:
+            assert r.status == 201
+    _, court = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    did = court["delivery_id"]
+    _, document, rid = await _receipt(server, "delegate", did)
+    assert b"ZAUPNO" not in document and b"ovadba" not in document
+    signed = _xades_enveloped(server, "delegate", document)
+    async with server.client("delegate") as dejan:
+        async with dejan.post(
+            f"/api/v1/deliveries/{did}/receipt?receipt_id={rid}",
+            data=signed,
+            headers={"Content-Type": "application/xml"},
+        ) as r:
+            assert (r.status, await r.json()) == (200, {"accepted": 2})
+        async with dejan.post(
+            f"/api/v1/deliveries/{did}/receipt?receipt_id={rid}",
+            data=signed,
+            headers={"Content-Type": "application/xml"},
+        ) as r:
+            assert r.status == 409  # the delivery no longer waits; the receipt is used
+    _, body, _ = await get(server, "qualified-qscd", f"/api/v1/deliveries/{did}/evidence")
+    [accepted] = [e for e in json.loads(body)["evidence"] if e["event"] == "ConsignmentAcceptance"]
+    _, xml, _ = await get(server, "qualified-qscd", accepted["href"])
+    blob = xml + base64.b64decode(re.search(rb'name="recipient_signature">([^<]+)<', xml).group(1))
+    assert b"ZAUPNO" not in blob and b"ovadba" not in blob and BOJAN.encode() not in blob
+    # the court can check its own line of the signed vročilnica with its salt
+    salt = re.search(rb'name="commitment_salt">([0-9a-f]+)<', xml).group(1).decode()
+    delivery = await server.services.submission._deliveries.get(uuid.UUID(did))
+    assert delivery_commitment(delivery, salt).encode() in document
+
+
+async def test_r6_1_recipients_do_not_see_the_senders_submission_evidence(
+    server: RunningServer,
+) -> None:
+    """SubmissionAcceptance names every recipient: it is the sender's (found in review)."""
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN, BOJAN])
+    _, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{sent['delivery_id']}/evidence")
+    events = json.loads(body)["evidence"]
+    assert [e["event"] for e in events] == ["ContentConsignment"]
+    for e in events:
+        _, xml, _ = await get(server, "delegate", e["href"])
+        assert BOJAN.encode() not in xml
