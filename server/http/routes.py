@@ -51,12 +51,13 @@ def setup(app: web.Application) -> None:
     r.add_get(f"{MAILBOX}/outbox", deliveries.outbox)
     delivery = "/api/v1/deliveries/{id}"
     r.add_get(delivery, deliveries.show)
-    r.add_get(f"{delivery}/parts/{{part}}", deliveries.download)
+    # GET only: a HEAD must not record ContentHandover (found in review)
+    r.add_get(f"{delivery}/parts/{{part}}", deliveries.download, allow_head=False)
     r.add_get(f"{delivery}/evidence", deliveries.evidence_list)
     # the .pdf route first: {eid} alone would also match "<uuid>.pdf"
     r.add_get(f"{delivery}/evidence/{{eid}}.pdf", deliveries.evidence_pdf)
     r.add_get(f"{delivery}/evidence/{{eid}}", deliveries.evidence_item)
-    r.add_get(f"{delivery}/receipt", deliveries.receipt)
+    r.add_get(f"{delivery}/receipt", deliveries.receipt, allow_head=False)
     r.add_post(f"{delivery}/receipt", deliveries.accept_signed)
     r.add_post(f"{delivery}/accept", deliveries.accept_login)
     r.add_post(f"{delivery}/reject", deliveries.reject)

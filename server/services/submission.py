@@ -15,13 +15,14 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
 from ..clock import Clock
 from ..content.files import StoredPart
-from ..content.keys import DataKey
+from ..content.keys import DataKey, WrappedKey
 from ..content.store import ContentStore
 from ..errors import BadRequest, Conflict, InvalidFields, Refused
 from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
@@ -34,6 +35,9 @@ from ..store.outbox import OutboxStore
 from ..validate import validate
 from . import fields as f
 from .mailboxes import Access
+
+if TYPE_CHECKING:
+    from ..store.db import Connection
 
 MAX_METADATA = 64 * 1024
 #: A signed part is read back to verify its signature; larger signed parts are refused.
@@ -177,6 +181,7 @@ class SubmissionService:
         delivery_id = uuid.uuid4()
         data_key, wrapped = self._content.new_data_key(str(delivery_id))
         stored: list[PartRow] = []
+        committing = asyncio.Event()
         settings = self._settings
         try:
             remaining = settings.max_delivery_bytes
@@ -218,10 +223,12 @@ class SubmissionService:
                     stored[-1] = await self._verified(data_key, row, None)
             if not stored:
                 raise InvalidFields([{"field": "file", "reason": "required"}])
-            return await self._commit(access, meta, delivery_id, wrapped, stored)
+            return await self._commit(access, meta, delivery_id, wrapped, stored, committing)
         except BaseException:
-            # a refusal, a failure or a client that went away: no file stays behind
-            await asyncio.shield(self._discard(stored))
+            # a refusal, a failure or a client that went away: no file stays behind —
+            # unless the COMMIT was sent (see _commit)
+            if not committing.is_set():
+                await asyncio.shield(self._discard(stored))
             raise
 
     async def _plaintext(self, data_key: DataKey, row: PartRow) -> bytes:
@@ -245,6 +252,8 @@ class SubmissionService:
             report = await validate(document, None, self._anchors)
         else:
             report = await validate(signature, document, self._anchors)
+        if signature is None and not report.signatures:
+            return row  # "/ByteRange" was only text: a PDF without a signature
         if not report.intact:
             field = f"file[{row.part_no}]"
             raise InvalidFields([{"field": field, "reason": "sender_signature_invalid"}])
@@ -273,8 +282,9 @@ class SubmissionService:
         access: Access,
         meta: dict[str, Any],
         delivery_id: uuid.UUID,
-        wrapped: Any,
+        wrapped: WrappedKey,
         stored: list[PartRow],
+        committing: asyncio.Event,
     ) -> Submitted:
         now = self._clock.now()
         kind: str = meta["kind"]
@@ -286,7 +296,8 @@ class SubmissionService:
         recipients = []
         for address in meta["to"]:
             mailbox = await self._mailboxes.get(address)
-            assert mailbox is not None
+            if mailbox is None or mailbox.state != "active":  # changed during the upload
+                raise Conflict(f"{address} can no longer receive (R5.6).", "recipient_not_active")
             recipients.append(Party(mailbox.display_name, address))
         content = tuple(ContentPart(p.name, p.media_type, p.size, p.sha256) for p in stored)
         subject_sha = hashlib.sha256(meta["subject"].encode("utf-8")).hexdigest()
@@ -314,32 +325,58 @@ class SubmissionService:
                 plan.append((event(EventName.NOTIFICATION_FOR_ACCEPTANCE, (party,)), party.mailbox))
         sealed = await asyncio.gather(*(self._sealer.seal(ev) for ev, _ in plan))
         evidence = [new_evidence(s, r) for s, (_, r) in zip(sealed, plan, strict=True)]
-        async with self._deliveries.pool.acquire() as conn, conn.transaction():
-            await self._deliveries.insert_submission(
-                conn,
-                delivery_id=delivery_id,
-                kind=kind,
-                sender_address=access.mailbox.address,
-                sender_person_id=access.actor,
-                sender_fingerprint=access.check.facts.fingerprint,
-                subject=meta["subject"],
-                message=meta["message"],
-                reference=meta["reference"],
-                submitted_at=now,
-                wrapped_key=wrapped.blob,
-                key_version=wrapped.version,
-                parts=stored,
-                recipients=meta["to"],
-                awaiting_acceptance=kind == "return_receipt",
-                evidence=evidence,
-            )
-            for address in meta["to"]:  # R5.4: a hint by e-mail, no content
-                for email in await self._contacts.confirmed(conn, address):
-                    await self._outbox.enqueue(
-                        conn,
-                        to=email,
-                        kind="delivery_waiting",
-                        params={"mailbox": address},
-                        at=now,
-                    )
+        async with self._deliveries.pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                await self._write(conn, access, meta, delivery_id, wrapped, stored, evidence, now)
+            except BaseException:
+                await asyncio.shield(transaction.rollback())
+                raise
+            # From here the outcome of COMMIT may be unknown (a lost answer, a cancelled
+            # task): the files must stay, or a committed delivery could lose its content.
+            # Orphans, if the commit did fail, are the content sweep's.
+            committing.set()
+            await transaction.commit()
         return Submitted(delivery_id, kind, tuple(meta["to"]), tuple(sealed))
+
+    async def _write(
+        self,
+        conn: Connection,
+        access: Access,
+        meta: dict[str, Any],
+        delivery_id: uuid.UUID,
+        wrapped: WrappedKey,
+        stored: list[PartRow],
+        evidence: list[NewEvidence],
+        now: datetime,
+    ) -> None:
+        """The submission's rows, evidence and notifications, in the caller's transaction."""
+        kind: str = meta["kind"]
+        await self._deliveries.insert_submission(
+            conn,
+            delivery_id=delivery_id,
+            kind=kind,
+            sender_address=access.mailbox.address,
+            sender_person_id=access.actor,
+            sender_fingerprint=access.check.facts.fingerprint,
+            subject=meta["subject"],
+            message=meta["message"],
+            reference=meta["reference"],
+            submitted_at=now,
+            wrapped_key=wrapped.blob,
+            key_version=wrapped.version,
+            parts=stored,
+            recipients=meta["to"],
+            awaiting_acceptance=kind == "return_receipt",
+            evidence=evidence,
+        )
+        for address in meta["to"]:  # R5.4: a hint by e-mail, no content
+            for email in await self._contacts.confirmed(conn, address):
+                await self._outbox.enqueue(
+                    conn,
+                    to=email,
+                    kind="delivery_waiting",
+                    params={"mailbox": address},
+                    at=now,
+                )

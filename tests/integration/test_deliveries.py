@@ -750,3 +750,20 @@ async def test_r6_1_recipients_do_not_see_the_senders_submission_evidence(
     for e in events:
         _, xml, _ = await get(server, "delegate", e["href"])
         assert BOJAN.encode() not in xml
+
+
+async def test_r6_1_head_does_not_hand_over_and_text_bytrange_is_no_signature(
+    server: RunningServer,
+) -> None:
+    """Found in review: HEAD recorded ContentHandover; a PDF merely containing the text
+    "/ByteRange" was refused as a bad signature."""
+    pdf = PDF.replace(b"sodba / judgment", b"/ByteRange in the text")
+    status, sent = await send(
+        server, "qualified-qscd", COURT, [DEJAN], files=[("t.pdf", pdf, "application/pdf")]
+    )
+    assert status == 201, sent
+    href = f"/api/v1/deliveries/{sent['delivery_id']}/parts/0"
+    async with server.client("delegate") as dejan, dejan.head(href) as r:
+        assert r.status == 405
+    events = await server.services.pool.fetch("SELECT event FROM evidence")
+    assert "ContentHandover" not in [e["event"] for e in events]
