@@ -8,7 +8,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-from . import logs
 from .settings import Settings, SettingsError, from_environment
 
 
@@ -21,25 +20,9 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
+    from .serve import serve
 
-    from .app import create_app
-    from .tls import server_context
-
-    settings = _settings()
-    logs.setup(settings.log_level)
-    ssl_context = server_context(settings) if settings.tls else None
-    scheme = "https" if settings.tls else "http"
-    url = f"{scheme}://{settings.listen_host}:{settings.listen_port}"
-    web.run_app(
-        create_app(settings),
-        host=settings.listen_host,
-        port=settings.listen_port,
-        ssl_context=ssl_context,
-        access_log=None,
-        print=lambda _: print(f"vep: serving {url}", flush=True),
-    )
-    return 0
+    return serve(_settings())
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -38,5 +38,5 @@ def setup(level: str) -> None:
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # pyHanko narrates every OCSP/CRL fetch at INFO; our own records say what was checked
-    for noisy in ("pyhanko", "pyhanko_certvalidator"):
+    for noisy in ("pyhanko", "pyhanko_certvalidator", "fontTools"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -115,6 +115,8 @@ class Settings:
     )
     #: R5.3: days after the notification until a return-receipt delivery is deemed served.
     deemed_service_days: int = 15
+    #: Server processes sharing the port (SO_REUSEPORT); one Python process uses one core.
+    workers: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -329,6 +331,7 @@ _PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "max_delivery_parts": lambda k, v: {"max_delivery_parts": _int(k, v, 1)},
     "allowed_content_types": lambda k, v: {"allowed_content_types": _types(k, v)},
     "deemed_service_days": lambda k, v: {"deemed_service_days": _int(k, v, 1)},
+    "workers": lambda k, v: {"workers": _int(k, v, 1)},
 }
 _FIELDS = {f.name for f in fields(Settings)}
 

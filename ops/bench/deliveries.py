@@ -102,7 +102,7 @@ async def load(
     return len(latencies) / (time.monotonic() - began), latencies
 
 
-async def run(seconds: float, connections: int, tsa: str) -> str:
+async def run(seconds: float, connections: int, tsa: str, workers: int) -> str:
     work = Path(tempfile.mkdtemp(prefix="vep-bench-"))
     pg = ROOT / "ops" / "dev" / "pg.sh"
     dsn = subprocess.run(
@@ -135,6 +135,7 @@ async def run(seconds: float, connections: int, tsa: str) -> str:
         )
         if tsa == "local":
             env["VEP_TSA_URL"] = "local"
+        env["VEP_WORKERS"] = str(workers)
         server = subprocess.Popen(
             [sys.executable, "-m", "server", "serve"],
             cwd=ROOT,
@@ -169,7 +170,7 @@ async def run(seconds: float, connections: int, tsa: str) -> str:
         for name, base, path in (
             ("baseline: TLS + multipart + one INSERT", f"https://127.0.0.1:{base_port}", "/submit"),
             (
-                f"VEP: registered delivery, 4 KB, 2 sealed evidences ({tsa} TSA)",
+                f"VEP: registered delivery, 4 KB, 2 evidences ({tsa} TSA, {workers} proc.)",
                 vep,
                 "/api/v1/mailboxes/ana@vep.si/deliveries",
             ),
@@ -203,8 +204,9 @@ def main() -> None:
         default="local",
         help="the dev TSA over HTTP (certomancer) or the in-process local TSA",
     )
+    parser.add_argument("--workers", type=int, default=1, help="VEP server processes")
     args = parser.parse_args()
-    print(asyncio.run(run(args.seconds, args.connections, args.tsa)))
+    print(asyncio.run(run(args.seconds, args.connections, args.tsa, args.workers)))
 
 
 if __name__ == "__main__":

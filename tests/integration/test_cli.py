@@ -206,3 +206,44 @@ def test_sign_contract_helper_signs_for_people_without_a_tool(dev_pki, tmp_path)
         env=env,
     )
     assert wrong.returncode == 1
+
+
+def test_serve_with_two_workers_shares_the_port_and_stops_cleanly(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """VEP_WORKERS=2: two processes on one port (SO_REUSEPORT); SIGINT stops both."""
+    port = free_port()
+    env = _env(
+        VEP_DATABASE_URL=database_url,
+        VEP_DATA_DIR=str(dev_pki.directory.parent),
+        VEP_LISTEN=f"127.0.0.1:{port}",
+        VEP_WORKERS="2",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert f"serving https://127.0.0.1:{port}" in server.stdout.readline()
+        time.sleep(1.0)  # the second worker binds a moment later
+        children = subprocess.run(
+            ["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        assert len(children) == 2  # the workers (not multiprocessing's resource tracker)
+        for _ in range(4):
+            status, body = _curl(dev_pki.directory, port, "qualified-qscd")
+            assert (status, body["loa"]) == (200, "high")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+    assert server.returncode == 0
+    for pid in children:  # the parent joined its workers before it exited
+        assert subprocess.run(["kill", "-0", pid], capture_output=True).returncode != 0

@@ -1,0 +1,67 @@
+"""``vep serve``: one process, or several sharing the port (``VEP_WORKERS``).
+
+One Python process uses one core; with ``VEP_WORKERS=N`` the parent starts N worker
+processes that each listen on the same address with ``SO_REUSEPORT`` (the kernel spreads
+connections among them). Each worker is a whole node: its own pool, certificate cache and
+outbox worker; what must happen once is already claimed in PostgreSQL (migrations under an
+advisory lock, outbox rows with SKIP LOCKED). SIGINT/SIGTERM to the parent stops them all.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+from types import FrameType
+
+from aiohttp import web
+
+from . import logs
+from .settings import Settings
+
+
+def _run(settings: Settings, reuse_port: bool, announce: bool) -> None:
+    from .app import create_app
+    from .tls import server_context
+
+    logs.setup(settings.log_level)
+    ssl_context = server_context(settings) if settings.tls else None
+    scheme = "https" if settings.tls else "http"
+    url = f"{scheme}://{settings.listen_host}:{settings.listen_port}"
+    web.run_app(
+        create_app(settings),
+        host=settings.listen_host,
+        port=settings.listen_port,
+        ssl_context=ssl_context,
+        access_log=None,
+        reuse_port=reuse_port or None,
+        print=(lambda _: print(f"vep: serving {url}", flush=True)) if announce else None,
+    )
+
+
+def serve(settings: Settings) -> int:
+    if settings.workers == 1:
+        _run(settings, reuse_port=False, announce=True)
+        return 0
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_run, args=(settings, True, i == 0), name=f"vep-worker-{i}")
+        for i in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()  # SIGTERM: aiohttp shuts down gracefully
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for worker in workers:
+        worker.join()
+    failed = [w.exitcode for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        print(f"vep: a worker exited with {failed}", file=sys.stderr)
+        return 1
+    return 0
