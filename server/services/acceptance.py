@@ -37,7 +37,7 @@ from ..trust.validation import CertificateCheck, CertificateChecker
 from ..trust.xades_document import XadesCheck, verify_enveloped_xades
 from .delivery_access import DeliveryAccessService
 from .mailboxes import MailboxService, Need
-from .submission import new_evidence
+from .submission import new_evidence, sender_ref
 
 NS = "https://vep.si/ns/vrocilnica/v1"
 
@@ -253,7 +253,9 @@ class AcceptanceService:
                     sender=Party(
                         sender.display_name if sender else delivery.sender_address,
                         delivery.sender_address,
+                        sender_ref(delivery),
                     ),
+                    subject_sha256=delivery.subject_sha256,
                     recipients=(
                         Party(
                             mailbox.display_name if mailbox else recipient,

@@ -27,7 +27,7 @@ from ..store.deliveries import DeliveryRow, DeliveryStore, EvidenceRow, ListedDe
 from ..store.mailboxes import MailboxStore
 from ..trust.validation import CertificateCheck
 from .mailboxes import Access, MailboxService, Need
-from .submission import new_evidence
+from .submission import new_evidence, sender_ref
 
 #: States in which the recipient may read the content.
 RELEASED = ("consigned", "accepted", "deemed_served")
@@ -158,7 +158,9 @@ class DeliveryAccessService:
                 sender=Party(
                     sender.display_name if sender else delivery.sender_address,
                     delivery.sender_address,
+                    sender_ref(delivery),
                 ),
+                subject_sha256=delivery.subject_sha256,
                 recipients=(
                     Party(
                         mailbox.display_name if mailbox else recipient,

@@ -24,12 +24,12 @@ from ..clock import Clock
 from ..content.files import StoredPart
 from ..content.keys import DataKey, WrappedKey
 from ..content.store import ContentStore
-from ..errors import BadRequest, Conflict, InvalidFields, Refused
+from ..errors import BadRequest, Conflict, InvalidFields, PayloadTooLarge, Refused
 from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
 from ..evidence.seal import EvidenceSealer, SealedEvidence
 from ..settings import Settings
 from ..store.contacts import ContactStore
-from ..store.deliveries import DeliveryStore, NewEvidence, PartRow
+from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, PartRow
 from ..store.mailboxes import MailboxStore
 from ..store.outbox import OutboxStore
 from ..validate import validate
@@ -64,6 +64,13 @@ class Submitted:
     kind: str
     recipients: tuple[str, ...]
     evidence: tuple[SealedEvidence, ...]
+
+
+def sender_ref(delivery: DeliveryRow) -> CertRef:
+    """The certificate the sender submitted with, named in every later evidence (R6.2)."""
+    return CertRef(
+        delivery.sender_cert_issuer, delivery.sender_cert_serial, delivery.sender_fingerprint
+    )
 
 
 def new_evidence(sealed: SealedEvidence, recipient: str | None) -> NewEvidence:
@@ -137,6 +144,7 @@ class SubmissionService:
             to = []
         elif len(to) > MAX_RECIPIENTS:
             c.fail("to", "too_many")
+            to = []  # no lookups for a list that is refused anyway
         recipients = list(dict.fromkeys(a.strip().lower() for a in to))
         for i, address in enumerate(recipients):
             mailbox = await self._mailboxes.get(address)
@@ -193,6 +201,9 @@ class SubmissionService:
                             "signature_without_file",
                         )
                     signature = await _read_all(part.chunks, MAX_SIGNATURE, "signature")
+                    remaining -= len(signature)  # signatures count in the delivery size
+                    if remaining < 0:
+                        raise PayloadTooLarge(settings.max_delivery_bytes)
                     stored[-1] = await self._verified(data_key, stored[-1], signature)
                     continue
                 if part.field != "file":

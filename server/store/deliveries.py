@@ -8,6 +8,7 @@ state change together with their evidence.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,8 +60,14 @@ class DeliveryRow:
     wrapped_key: bytes
     key_version: int
     content_purged_at: datetime | None
+    sender_cert_issuer: str
+    sender_cert_serial: str
     parts: tuple[PartRow, ...]
     recipients: tuple[RecipientRow, ...]
+
+    @property
+    def subject_sha256(self) -> str:
+        return hashlib.sha256(self.subject.encode("utf-8")).hexdigest()
 
     def recipient(self, address: str) -> RecipientRow | None:
         return next((r for r in self.recipients if r.recipient_address == address), None)
@@ -215,7 +222,10 @@ class DeliveryStore:
 
     async def get(self, delivery_id: uuid.UUID) -> DeliveryRow | None:
         row = await self._pool.fetchrow(
-            "SELECT * FROM deliveries WHERE delivery_id = $1", delivery_id
+            """SELECT d.*, c.issuer AS sender_cert_issuer, c.serial AS sender_cert_serial
+                 FROM deliveries d JOIN certificates c ON c.fingerprint = d.sender_fingerprint
+                WHERE d.delivery_id = $1""",
+            delivery_id,
         )
         if row is None:
             return None
@@ -240,6 +250,8 @@ class DeliveryStore:
             wrapped_key=bytes(row["wrapped_key"]),
             key_version=row["key_version"],
             content_purged_at=row["content_purged_at"],
+            sender_cert_issuer=row["sender_cert_issuer"],
+            sender_cert_serial=row["sender_cert_serial"],
             parts=tuple(
                 PartRow(
                     part_no=p["part_no"],

@@ -767,3 +767,24 @@ async def test_r6_1_head_does_not_hand_over_and_text_bytrange_is_no_signature(
         assert r.status == 405
     events = await server.services.pool.fetch("SELECT event FROM evidence")
     assert "ContentHandover" not in [e["event"] for e in events]
+
+
+async def test_r6_2_later_evidence_names_the_senders_certificate_and_subject(
+    server: RunningServer,
+) -> None:
+    """Found in review: handover and decision evidence left out the sender's certificate
+    reference and the subject digest that the submission evidence binds."""
+    from server.trust.certs import parse
+
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    status, _, _ = await get(
+        server, "delegate", f"/api/v1/deliveries/{sent['delivery_id']}/parts/0"
+    )
+    assert status == 200
+    xml = await server.services.pool.fetchval(
+        "SELECT xml FROM evidence WHERE event = 'ContentHandover'"
+    )
+    facts = parse(server.pki.cert("qualified-qscd").read_bytes())[1]
+    assert base64.b64encode(bytes.fromhex(facts.fingerprint)) in bytes(xml)
+    subject_digest = hashlib.sha256("Vabilo na narok".encode()).digest()
+    assert base64.b64encode(subject_digest) in bytes(xml)
