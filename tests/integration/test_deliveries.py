@@ -786,5 +786,5 @@ async def test_r6_2_later_evidence_names_the_senders_certificate_and_subject(
     )
     facts = parse(server.pki.cert("qualified-qscd").read_bytes())[1]
     assert base64.b64encode(bytes.fromhex(facts.fingerprint)) in bytes(xml)
-    subject_digest = hashlib.sha256("Vabilo na narok".encode()).digest()
+    subject_digest = hashlib.sha256(b"Vabilo na narok").digest()
     assert base64.b64encode(subject_digest) in bytes(xml)
