@@ -24,7 +24,7 @@ from lxml import etree
 
 from ..clock import Clock
 from ..errors import Conflict, NotFound, Refused
-from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
+from ..evidence.model import CertRef, EventName, Party
 from ..evidence.seal import EvidenceSealer
 from ..settings import Settings
 from ..store.contacts import ContactStore
@@ -37,7 +37,7 @@ from ..trust.validation import CertificateCheck, CertificateChecker
 from ..trust.xades_document import XadesCheck, verify_enveloped_xades
 from .delivery_access import DeliveryAccessService
 from .mailboxes import MailboxService, Need
-from .submission import new_evidence, sender_ref
+from .submission import later_event, new_evidence
 
 NS = "https://vep.si/ns/vrocilnica/v1"
 
@@ -65,10 +65,6 @@ def delivery_commitment(delivery: DeliveryRow, salt: str) -> str:
     }
     canonical = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{salt}|{canonical}".encode()).hexdigest()
-
-
-def _parts(delivery: DeliveryRow) -> tuple[ContentPart, ...]:
-    return tuple(ContentPart(p.name, p.media_type, p.size, p.sha256) for p in delivery.parts)
 
 
 class AcceptanceService:
@@ -244,27 +240,16 @@ class AcceptanceService:
                 continue
             sender = await self._mailboxes.get(delivery.sender_address)
             sealed = await self._sealer.seal(
-                EvidenceEvent(
-                    event=event,
-                    evidence_id=str(uuid.uuid4()),
-                    delivery_id=str(did),
-                    event_time=now,
-                    submission_time=delivery.submitted_at,
-                    sender=Party(
-                        sender.display_name if sender else delivery.sender_address,
-                        delivery.sender_address,
-                        sender_ref(delivery),
+                later_event(
+                    delivery,
+                    event,
+                    sender.display_name if sender else delivery.sender_address,
+                    Party(
+                        mailbox.display_name if mailbox else recipient,
+                        recipient,
+                        CertRef.from_facts(check.facts) if check else None,
                     ),
-                    subject_sha256=delivery.subject_sha256,
-                    recipients=(
-                        Party(
-                            mailbox.display_name if mailbox else recipient,
-                            recipient,
-                            CertRef.from_facts(check.facts) if check else None,
-                        ),
-                    ),
-                    parts=_parts(delivery),
-                    kind=delivery.kind,
+                    now,
                     reasons=(("deemed_service", "15 days without acceptance (ZUP/ZPP)"),)
                     if state == "deemed_served"
                     else (),

@@ -20,14 +20,14 @@ from ..content.files import StoredPart
 from ..content.keys import WrappedKey
 from ..content.store import ContentStore
 from ..errors import BadRequest, NotFound, Refused
-from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
+from ..evidence.model import CertRef, EventName, Party
 from ..evidence.seal import EvidenceSealer
 from ..receipts import ReceiptIssuer
 from ..store.deliveries import DeliveryRow, DeliveryStore, EvidenceRow, ListedDelivery, PartRow
 from ..store.mailboxes import MailboxStore
 from ..trust.validation import CertificateCheck
 from .mailboxes import Access, MailboxService, Need
-from .submission import new_evidence, sender_ref
+from .submission import later_event, new_evidence
 
 #: States in which the recipient may read the content.
 RELEASED = ("consigned", "accepted", "deemed_served")
@@ -149,29 +149,16 @@ class DeliveryAccessService:
         mailbox = await self._mailboxes.get(recipient)
         sender = await self._mailboxes.get(delivery.sender_address)
         sealed = await self._sealer.seal(
-            EvidenceEvent(
-                event=EventName.CONTENT_HANDOVER,
-                evidence_id=str(uuid.uuid4()),
-                delivery_id=str(delivery.delivery_id),
-                event_time=now,
-                submission_time=delivery.submitted_at,
-                sender=Party(
-                    sender.display_name if sender else delivery.sender_address,
-                    delivery.sender_address,
-                    sender_ref(delivery),
+            later_event(
+                delivery,
+                EventName.CONTENT_HANDOVER,
+                sender.display_name if sender else delivery.sender_address,
+                Party(
+                    mailbox.display_name if mailbox else recipient,
+                    recipient,
+                    CertRef.from_facts(check.facts),
                 ),
-                subject_sha256=delivery.subject_sha256,
-                recipients=(
-                    Party(
-                        mailbox.display_name if mailbox else recipient,
-                        recipient,
-                        CertRef.from_facts(check.facts),
-                    ),
-                ),
-                parts=tuple(
-                    ContentPart(p.name, p.media_type, p.size, p.sha256) for p in delivery.parts
-                ),
-                kind=delivery.kind,
+                now,
             )
         )
         await self._deliveries.record_handover(

@@ -73,6 +73,33 @@ def sender_ref(delivery: DeliveryRow) -> CertRef:
     )
 
 
+def later_event(
+    delivery: DeliveryRow,
+    event: EventName,
+    sender_name: str,
+    recipient: Party,
+    at: datetime,
+    reasons: tuple[tuple[str, str], ...] = (),
+    extra: tuple[tuple[str, str], ...] = (),
+) -> EvidenceEvent:
+    """An event after the submission (handover, acceptance, …) of one recipient, bound to
+    the same sender certificate, subject digest and content digests as the submission."""
+    return EvidenceEvent(
+        event=event,
+        evidence_id=str(uuid.uuid4()),
+        delivery_id=str(delivery.delivery_id),
+        event_time=at,
+        submission_time=delivery.submitted_at,
+        sender=Party(sender_name, delivery.sender_address, sender_ref(delivery)),
+        subject_sha256=delivery.subject_sha256,
+        recipients=(recipient,),
+        parts=tuple(ContentPart(p.name, p.media_type, p.size, p.sha256) for p in delivery.parts),
+        kind=delivery.kind,
+        reasons=reasons,
+        extra=extra,
+    )
+
+
 def new_evidence(sealed: SealedEvidence, recipient: str | None) -> NewEvidence:
     return NewEvidence(
         evidence_id=uuid.UUID(sealed.evidence_id),
