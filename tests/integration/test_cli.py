@@ -56,6 +56,30 @@ def test_unknown_key_in_config_file_stops_the_start(tmp_path, database_url: str)
     assert "listen_adress" in result.stderr
 
 
+def _start_serve(
+    dev_pki, database_url: str, **extra: str
+) -> tuple[int, dict[str, str], subprocess.Popen[str]]:  # type: ignore[no-untyped-def]
+    """`vep serve` on a free port, once it has said it is serving."""
+    port = free_port()
+    env = _env(
+        VEP_DATABASE_URL=database_url,
+        VEP_DATA_DIR=str(dev_pki.directory.parent),
+        VEP_LISTEN=f"127.0.0.1:{port}",
+        **extra,
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    assert f"serving https://127.0.0.1:{port}" in server.stdout.readline()
+    return port, env, server
+
+
 def _curl(pki_dir, port: int, identity: str) -> tuple[int, dict[str, object]]:  # type: ignore[no-untyped-def]
     out = subprocess.run(
         [
@@ -83,24 +107,8 @@ def _curl(pki_dir, port: int, identity: str) -> tuple[int, dict[str, object]]:  
 def test_serve_answers_curl_with_pkcs12_identities(
     dev_pki, pki_service: PkiService, database_url: str
 ) -> None:
-    port = free_port()
-    env = _env(
-        VEP_DATABASE_URL=database_url,
-        VEP_DATA_DIR=str(dev_pki.directory.parent),
-        VEP_LISTEN=f"127.0.0.1:{port}",
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    port, env, server = _start_serve(dev_pki, database_url)
     try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        assert f"serving https://127.0.0.1:{port}" in line
         status, body = _curl(dev_pki.directory, port, "qualified-qscd")
         assert (status, body["loa"]) == (200, "high")
         status, body = _curl(dev_pki.directory, port, "non-qualified")
@@ -212,24 +220,8 @@ def test_serve_with_two_workers_shares_the_port_and_stops_cleanly(
     dev_pki, pki_service: PkiService, database_url: str
 ) -> None:
     """VEP_WORKERS=2: two processes on one port (SO_REUSEPORT); SIGINT stops both."""
-    port = free_port()
-    env = _env(
-        VEP_DATABASE_URL=database_url,
-        VEP_DATA_DIR=str(dev_pki.directory.parent),
-        VEP_LISTEN=f"127.0.0.1:{port}",
-        VEP_WORKERS="2",
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    port, _, server = _start_serve(dev_pki, database_url, VEP_WORKERS="2")
     try:
-        assert server.stdout is not None
-        assert f"serving https://127.0.0.1:{port}" in server.stdout.readline()
         time.sleep(1.0)  # the second worker binds a moment later
         children = subprocess.run(
             ["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
