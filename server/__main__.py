@@ -1,5 +1,5 @@
 """The ``vep`` command: serve | migrate | check-config | verify-audit | admin | dev-pki |
-sign-contract."""
+sign-contract | run-job | jobs | verify."""
 
 from __future__ import annotations
 
@@ -132,6 +132,12 @@ def cmd_run_job(args: argparse.Namespace) -> int:
     return cli_jobs.run(args, _settings())
 
 
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from . import cli_jobs
+
+    return cli_jobs.list_jobs(args, _settings())
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from .validate import cli as validate_cli
 
@@ -175,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "admin": cmd_admin,
         "sign-contract": cmd_sign_contract,
         "run-job": cmd_run_job,
+        "jobs": cmd_jobs,
         "verify": cmd_verify,
     }
     return handlers[args.command](args)

@@ -2,13 +2,12 @@
 
 Resources live in one cleanup context: the asyncpg pool (migrations applied at start under
 an advisory lock), the HTTP client session used for OCSP/CRL/AIA fetching, the services
-built over them, and the outbox worker that sends notifications (R5.4). Tests pass a
-:class:`~server.clock.ManualClock`.
+built over them, and the job scheduler (R8.7) whose ``outbox`` job sends the notifications
+(R5.4). Tests pass a :class:`~server.clock.ManualClock`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from .content.keys import ensure_dev_master_key, load_master_key
 from .content.store import FileContentStore
 from .evidence.factory import sealer_from_settings
 from .http import middlewares, routes
-from .http.context import SERVICES
-from .notify.notifier import Notifier, SmtpNotifier
-from .notify.worker import OutboxWorker
+from .http.context import JOBS, SERVICES
+from .jobs.scheduler import JobScheduler
+from .jobs.setup import job_runner, scheduled_names
+from .notify.notifier import Notifier
 from .receipts import receipt_issuer_from_settings
 from .services.wiring import build_services
 from .settings import Settings
@@ -86,28 +86,14 @@ def _resources(  # type: ignore[no-untyped-def]
                 receipts = receipt_issuer_from_settings(settings, http_client)
                 services = build_services(settings, clock, pool, checker, content, sealer, receipts)
                 app[SERVICES] = services
-                worker = OutboxWorker(
-                    services.outbox,
-                    notifier
-                    or SmtpNotifier(
-                        settings.smtp_host,
-                        settings.smtp_port,
-                        settings.smtp_sender,
-                        settings.smtp_starttls,
-                        settings.smtp_timeout_seconds,
-                    ),
-                    clock,
-                    settings.smtp_sender,
-                    settings.outbox_poll_seconds,
-                    settings.outbox_max_attempts,
-                )
-                stop = asyncio.Event()
-                task = asyncio.create_task(worker.run_forever(stop), name="outbox-worker")
+                runner = job_runner(settings, clock, services, notifier)
+                app[JOBS] = runner
+                scheduler = JobScheduler(runner, scheduled_names(settings, runner))
+                scheduler.start()
                 try:
                     yield
                 finally:
-                    stop.set()
-                    await task
+                    await scheduler.stop()
         finally:
             await pool.close()
 

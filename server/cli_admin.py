@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
+from .cli_services import cli_services
 from .clock import SystemClock
 from .errors import DomainError
+from .services.lifecycle import parse_until
 from .services.operator import OperatorService
 from .settings import Settings
 from .store.audit import AuditStore
@@ -28,6 +31,22 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     public.add_argument("address")
     public.add_argument("value", choices=["on", "off"])
     public.add_argument("--operator", required=True, help="your name, for the audit trail")
+    readonly = actions.add_parser(
+        "readonly-access", help="R8.4: read-only access to a terminated mailbox"
+    )
+    readonly.add_argument("grant", choices=["grant"])
+    readonly.add_argument("address")
+    readonly.add_argument(
+        "--until", required=True, help="a date (end of day, UTC) or an ISO time; ≤ 3 months"
+    )
+    readonly.add_argument("--operator", required=True, help="your name, for the audit trail")
+
+
+async def _grant_readonly(settings: Settings, args: argparse.Namespace) -> datetime:
+    async with cli_services(settings, SystemClock()) as services:
+        return await services.lifecycle.grant_readonly(
+            args.address, parse_until(args.until), args.operator
+        )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,7 +59,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             await pool.close()
 
     try:
-        if args.action == "contract-received":
+        if args.action == "readonly-access":
+            until = asyncio.run(_grant_readonly(settings, args))
+            print(f"vep: {args.address} is read-only until {until.isoformat()}")
+        elif args.action == "contract-received":
             state = asyncio.run(
                 with_operator(lambda op: op.contract_received(args.address, args.operator))
             )
@@ -54,6 +76,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             asyncio.run(with_operator(set_flag))
             print(f"vep: {args.address} public body {args.value}")
     except DomainError as exc:
-        print(f"vep: {exc.detail} ({exc.reason})", file=sys.stderr)
+        fields = getattr(exc, "errors", None)
+        print(f"vep: {exc.detail} ({exc.reason}){f' {fields}' if fields else ''}", file=sys.stderr)
         return 1
     return 0

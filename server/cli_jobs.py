@@ -1,5 +1,10 @@
-"""``vep run-job NAME [--now ISO]``: run a scheduled job by hand (the scheduler that runs
-them on time, once across nodes, comes with the lifecycle work, R8.7)."""
+"""``vep run-job NAME [--now ISO]`` runs a job by hand; ``vep jobs`` lists every job with its
+rule, schedule, last run and next run (R8.7).
+
+A manual run takes the job's advisory lock like a scheduled one (so it never overlaps a
+run on a server node) and is recorded in ``job_runs`` as ``manual``; ``--now`` runs it as of
+another moment (the injected clock), e.g. to rehearse a rule.
+"""
 
 from __future__ import annotations
 
@@ -7,57 +12,76 @@ import argparse
 import asyncio
 from datetime import datetime
 
-import aiohttp
-
-from .clock import ManualClock, SystemClock
-from .content.keys import load_master_key
-from .content.store import FileContentStore
-from .evidence.factory import sealer_from_settings
-from .services.wiring import build_services
+from .cli_services import cli_services
+from .clock import Clock, ManualClock, SystemClock
+from .jobs.catalog import catalog
+from .jobs.runner import RunResult
+from .jobs.setup import job_runner
 from .settings import Settings
-from .store.db import create_pool
-from .trust.validation import CertificateChecker, load_certificates
+from .store.job_runs import JobRunStore
 
-JOBS = ("deemed-service", "content-sweep")
+EXIT = {"ran": 0, "already_done": 0, "busy": 3, "failed": 1}
 
 
 def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    job = subparsers.add_parser("run-job", help="run a scheduled job now")
-    job.add_argument("name", choices=JOBS)
+    job = subparsers.add_parser("run-job", help="run a scheduled job now (R8.7)")
+    job.add_argument("name", choices=[*sorted(catalog(None)), "outbox"])
     job.add_argument("--now", help="ISO time to run the job at (default: now)")
+    subparsers.add_parser("jobs", help="list the jobs with their last and next run (R8.7)")
+
+
+def _clock(text: str | None) -> Clock:
+    if text is None:
+        return SystemClock()
+    now = datetime.fromisoformat(text)
+    if now.tzinfo is None:
+        raise SystemExit("vep: --now needs a timezone, e.g. 2026-12-06T12:00:00+00:00")
+    return ManualClock(now)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    now = datetime.fromisoformat(args.now) if args.now else None
-    if now is not None and now.tzinfo is None:
-        raise SystemExit("vep: --now needs a timezone, e.g. 2026-12-06T12:00:00+00:00")
+    clock = _clock(args.now)
 
-    async def job() -> int:
-        clock = ManualClock(now) if now else SystemClock()
-        pool = await create_pool(settings.database_url, max_size=2)
-        try:
-            async with aiohttp.ClientSession() as http:
-                checker = CertificateChecker(
-                    load_certificates(settings.anchor_paths),
-                    load_certificates(settings.intermediate_paths),
-                    settings.revocation,
-                    http,
-                )
-                content = FileContentStore(
-                    settings.data_dir / "content",
-                    load_master_key(settings.effective_content_key_file),
-                )
-                services = build_services(
-                    settings, clock, pool, checker, content, sealer_from_settings(settings, http)
-                )
-                if args.name == "content-sweep":
-                    report = await services.content_sweep.run(clock.now())
-                    return len(report.removed) + report.partials_removed
-                return await services.acceptance.deemed_service(clock.now())
-        finally:
-            await pool.close()
+    async def job() -> RunResult:
+        async with cli_services(settings, clock) as services:
+            runner = job_runner(settings, clock, services, None)
+            return await runner.run(args.name, manual=True)
 
-    done = asyncio.run(job())
-    what = "file(s) removed" if args.name == "content-sweep" else "delivery(ies) deemed served"
-    print(f"vep: {args.name}: {done} {what}")
+    result = asyncio.run(job())
+    if result.status == "busy":
+        print(f"vep: {args.name}: running on another node now; not started")
+    elif result.status == "failed":
+        print(f"vep: {args.name}: FAILED ({result.error}) after {result.items} item(s)")
+    else:
+        print(f"vep: {args.name}: done, {result.items} item(s) (run {result.run_id})")
+    return EXIT[result.status]
+
+
+def list_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    clock = SystemClock()
+
+    async def rows() -> list[tuple[str, ...]]:
+        async with cli_services(settings, clock) as services:
+            runner = job_runner(settings, clock, services, None)
+            latest = await JobRunStore(services.pool).latest()
+        now = clock.now()
+        out: list[tuple[str, ...]] = []
+        for name, spec in runner.jobs.items():
+            schedule = runner.schedule(name)
+            last = latest.get(name)
+            last_text = (
+                f"{last.started_at:%Y-%m-%d %H:%M:%S} {last.outcome} ({last.items})"
+                if last
+                else "never"
+            )
+            next_run = schedule.next_after(now)
+            out.append(
+                (name, spec.rule, str(schedule), last_text, f"{next_run:%Y-%m-%d %H:%M:%S}Z")
+            )
+        return out
+
+    table = [("JOB", "RULE", "SCHEDULE (UTC)", "LAST RUN", "NEXT RUN"), *asyncio.run(rows())]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     return 0

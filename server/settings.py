@@ -16,6 +16,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from . import settings_lifecycle
+from .settings_lifecycle import LifecycleSettings
+
 RevocationPolicy = Literal["require", "soft-fail"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -117,6 +120,8 @@ class Settings:
     deemed_service_days: int = 15
     #: Server processes sharing the port (SO_REUSEPORT); one Python process uses one core.
     workers: int = 1
+    #: R8, R2.3: schedules, retention, billing, wind-down (:mod:`server.settings_lifecycle`).
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -339,12 +344,16 @@ _FIELDS = {f.name for f in fields(Settings)}
 def load(toml_text: str | None, environ: Mapping[str, str], config_name: str = "") -> Settings:
     """Build settings from TOML text (may be None) overlaid with ``VEP_*`` variables."""
     values: dict[str, Any] = {}
+    lifecycle: dict[str, Any] = {}
     if toml_text is not None:
         try:
             document = tomllib.loads(toml_text)
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(config_name or CONFIG_VARIABLE, f"bad TOML: {exc}") from None
         for key, raw in document.items():
+            if key in settings_lifecycle.PARSERS:
+                _lifecycle(lifecycle, key, key, raw)
+                continue
             if key not in _PARSERS:
                 raise SettingsError(key, f"unknown key in {config_name or 'config file'}")
             values.update(_PARSERS[key](key, raw))
@@ -352,14 +361,26 @@ def load(toml_text: str | None, environ: Mapping[str, str], config_name: str = "
         if not name.startswith(ENV_PREFIX) or name == CONFIG_VARIABLE:
             continue
         key = name[len(ENV_PREFIX) :].lower()
+        if key in settings_lifecycle.PARSERS:
+            _lifecycle(lifecycle, key, name, raw)
+            continue
         if key not in _PARSERS:
             raise SettingsError(name, "unknown VEP_ variable")
         values.update(_PARSERS[key](name, raw))
     if "database_url" not in values:
         raise SettingsError("VEP_DATABASE_URL", "missing (or database_url in the config file)")
+    values["lifecycle"] = settings_lifecycle.build(lifecycle)
     settings = Settings(**{k: v for k, v in values.items() if k in _FIELDS})
     _check_consistency(settings)
     return settings
+
+
+def _lifecycle(into: dict[str, Any], key: str, name: str, raw: Any) -> None:
+    field_name, parser = settings_lifecycle.PARSERS[key]
+    try:
+        into[field_name] = parser(name, raw)
+    except settings_lifecycle.LifecycleSettingError as exc:
+        raise SettingsError(exc.key, str(exc)) from None
 
 
 def _check_consistency(settings: Settings) -> None:

@@ -19,6 +19,7 @@ from server.devpki.generate import DevPki
 from server.http.context import SERVICES
 from server.services.container import Services
 from server.settings import Settings
+from server.settings_lifecycle import LifecycleSettings
 from server.tls import client_context, server_context
 
 PERSONS = (
@@ -38,6 +39,9 @@ def make_settings(dev_pki: DevPki, database_url: str, **overrides: Any) -> Setti
         listen_host="127.0.0.1",
         listen_port=0,
         data_dir=dev_pki.directory.parent,
+        # Only the notifications are scheduled by default: a test runs the job it tests
+        # (tests/integration/test_jobs.py schedules the others on purpose).
+        lifecycle=LifecycleSettings(scheduled_jobs=("outbox",)),
     )
     return replace(base, **overrides)
 

@@ -32,6 +32,8 @@ PERSONS: dict[str, tuple[str, str]] = {
     "non-qualified": ("vep-dev", "non-qualified"),
     "revoked": ("vep-dev", "revoked"),
     "revocable": ("vep-dev", "revocable"),
+    "revocable-sessions": ("vep-dev", "revocable-sessions"),
+    "revocable-mailbox": ("vep-dev", "revocable-mailbox"),
     "expired": ("vep-dev", "expired"),
     "key-usage": ("vep-dev", "key-usage"),
     "delegate": ("vep-dev", "delegate"),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ..jobs.runner import JobRunner
 from ..services.container import Services
 from ..services.sessions import OpenSession
 from ..trust.validation import CertificateCheck
@@ -21,6 +22,7 @@ class Principal:
 
 
 SERVICES = web.AppKey("services", Services)
+JOBS = web.AppKey("jobs", JobRunner)
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)
 SESSION_COOKIE = "__Host-vep_session"

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .api import deliveries, directory, health, mailboxes, registrations, session, validate
+from .api import (
+    deliveries,
+    directory,
+    health,
+    lifecycle,
+    mailboxes,
+    registrations,
+    session,
+    validate,
+)
 from .ui import home
 
 MAILBOX = "/api/v1/mailboxes/{address}"
@@ -61,3 +70,6 @@ def setup(app: web.Application) -> None:
     r.add_post(f"{delivery}/receipt", deliveries.accept_signed)
     r.add_post(f"{delivery}/accept", deliveries.accept_login)
     r.add_post(f"{delivery}/reject", deliveries.reject)
+    r.add_delete(f"{delivery}/content", lifecycle.delete_content)
+    r.add_get(f"{MAILBOX}/closure-request", lifecycle.closure_request)
+    r.add_post(f"{MAILBOX}/closure", lifecycle.close)

@@ -39,6 +39,29 @@ NOTICES: Mapping[str, tuple[str, str]] = MappingProxyType(
             "V vašem varnem predalu vas čaka zadeva, ki potrebuje vaše ukrepanje.",
             "Something in your secure mailbox needs your attention.",
         ),
+        "suspended_no_contract": (
+            "Začasni predal je zaustavljen: podpisane papirne pogodbe nismo prejeli v 8 dneh.",
+            "The temporary mailbox is suspended: the signed paper contract did not arrive "
+            "within 8 days.",
+        ),
+        "certificate_missing": (
+            "Nihče v predalu nima več veljavnega kvalificiranega potrdila; brez njega bomo "
+            "predal zaprli.",
+            "Nobody in the mailbox has a valid qualified certificate left; without one the "
+            "mailbox will be closed.",
+        ),
+        "closed": (
+            "Varni predal je zaprt. Pošiljanje in prejemanje nista več mogoča.",
+            "The secure mailbox is closed. Nothing can be sent or received any more.",
+        ),
+        "readonly_granted": (
+            "Odobren je začasen dostop samo za branje do prejetih in poslanih pošiljk.",
+            "Temporary read-only access to received and sent deliveries has been granted.",
+        ),
+        "readonly_ended": (
+            "Začasni dostop samo za branje je potekel.",
+            "The temporary read-only access has ended.",
+        ),
     }
 )
 

@@ -1,10 +1,11 @@
 """The outbox worker (R5.4): sends queued notifications, retrying with backoff.
 
-Every node runs one. Each pass claims due rows (a row goes to one worker only, see
-:meth:`OutboxStore.claim_due`), sends them concurrently and records the outcome right
-after each send, so in the normal course a message is sent once. Only a crash (or a lost
-database) between the server's acceptance and ``mark_sent`` sends it again, after the
-lease — a notification is a hint, and a duplicate hint is better than a lost one.
+The scheduler's ``outbox`` job (R8.7) drains it every few seconds. Each pass claims due
+rows (a row goes to one worker only, see :meth:`OutboxStore.claim_due`), sends them
+concurrently and records the outcome right after each send, so in the normal course a
+message is sent once. Only a crash (or a lost database) between the server's acceptance
+and ``mark_sent`` sends it again, after the lease — a notification is a hint, and a
+duplicate hint is better than a lost one.
 
 Logs carry the outbox id, the kind and an error class only: never the address, the
 parameters (the R3.4 confirmation code is a secret) or a server's reply text.
@@ -13,7 +14,6 @@ parameters (the R3.4 confirmation code is a secret) or a server's reply text.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from email.message import EmailMessage
@@ -45,7 +45,6 @@ class OutboxWorker:
         notifier: Notifier,
         clock: Clock,
         sender: str,
-        poll_seconds: float,
         max_attempts: int,
         *,
         batch: int = 10,
@@ -56,7 +55,6 @@ class OutboxWorker:
         self._clock = clock
         self._sender = sender
         self._domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-        self._poll_seconds = poll_seconds
         self._max_attempts = max_attempts
         self._batch = batch
         self._lease = lease
@@ -74,18 +72,14 @@ class OutboxWorker:
                 raise result
         return len(messages)
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        """Pass after pass until ``stop`` is set; no failure ends the loop."""
-        while not stop.is_set():
-            tried = 0
-            try:
-                tried = await self.run_once()
-            except Exception as exc:  # the database may be away; the next pass retries
-                log.warning("outbox pass failed", extra={"error": type(exc).__name__})
-            if tried >= self._batch:
-                continue  # a full batch: more may be due right now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._poll_seconds)
+    async def drain(self) -> int:
+        """Passes until a pass finds less than a full batch (the ``outbox`` job, R8.7)."""
+        total = 0
+        while True:
+            tried = await self.run_once()
+            total += tried
+            if tried < self._batch:
+                return total
 
     async def _deliver(self, message: OutboxMessage) -> None:
         fields = {"outbox_id": message.id, "kind": message.kind}

@@ -99,6 +99,11 @@ class AcceptanceService:
         if view.recipient is None or view.delivery.kind != "return_receipt":
             raise NotFound("No return-receipt delivery waits for you here.")
         access = await self._members.authorize(view.recipient, check, Need.MEMBER)
+        if access.mailbox.state == "readonly":
+            raise Refused(
+                "Read-only access after termination: nothing can be received (R8.4).",
+                "mailbox_readonly",
+            )
         if not access.has("accept"):
             raise Refused(
                 "This needs the accept permission.", "permission_required", permission="accept"

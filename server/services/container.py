@@ -13,12 +13,15 @@ from ..store.outbox import OutboxStore
 from ..store.persons import PersonStore
 from .acceptance import AcceptanceService
 from .authentication import Authenticator
+from .closure import ClosureService
 from .delivery_access import DeliveryAccessService
 from .directory import DirectoryService
+from .lifecycle import LifecycleService
 from .mailbox_settings import SettingsService
 from .mailboxes import MailboxService
 from .operator import OperatorService
 from .registration import RegistrationService
+from .retention import RetentionService
 from .sessions import SessionService
 from .submission import SubmissionService
 from .sweep import ContentSweeper
@@ -43,3 +46,6 @@ class Services:
     delivery_access: DeliveryAccessService
     acceptance: AcceptanceService
     content_sweep: ContentSweeper
+    retention: RetentionService
+    lifecycle: LifecycleService
+    closure: ClosureService

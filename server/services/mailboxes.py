@@ -91,6 +91,13 @@ class MailboxService:
         mailbox = await self._mailboxes.get(address) if membership else None
         if membership is None or mailbox is None or mailbox.state == "purged":
             raise Refused("You are not a member of this mailbox.", "not_member")
+        if mailbox.state == "closed":
+            # R8.4: after termination nobody uses it, unless an operator grants read-only
+            # access (state "readonly") on written request.
+            raise Refused(
+                "The mailbox is closed; read-only access may be granted on written request.",
+                "mailbox_closed",
+            )
         if enrolled and check.facts.fingerprint not in membership.certificates:
             raise Refused(
                 "This certificate is not yet enrolled for the mailbox: add it with the "

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..clock import Clock
 from ..errors import CertificateRefused, SessionEnded
@@ -94,6 +95,38 @@ class SessionService:
         # bookkeeping in the application's clock, like the interval it is compared with
         await self._store.touch(digest, now, now if due else row.validated_at)
         return OpenSession(None, row, check)
+
+    async def sweep(self, now: datetime, done: Callable[[int], Awaitable[None]]) -> int:
+        """The ``sessions`` job (R1.3): end idle sessions, and every session whose certificate
+        has expired or is now refused (revoked) — without waiting for its next request.
+        A check that cannot decide (OCSP away) ends nothing."""
+        ended = await self._store.end_idle(now - self._idle, now)
+        if ended:
+            await done(ended)
+        for fp, der, not_after in await self._store.open_certificates():
+            reason = None
+            if not_after <= now:
+                reason = "expired"
+            else:
+                try:
+                    await self._auth.authenticate(der, "job:sessions", force=True)
+                except CertificateRefused as exc:
+                    if exc.reason != "revocation_unknown":
+                        reason = exc.reason
+            if reason is None:
+                continue
+            count = await self._store.end_all_for_certificate(fp, now, reason)
+            if count:
+                await self._audit.append(
+                    now,
+                    "system:sessions",
+                    "session.end",
+                    "info",
+                    {"reason": reason, "fingerprint": fp, "sessions": count},
+                )
+                ended += count
+                await done(count)
+        return ended
 
     async def logout(self, row: SessionRow) -> None:
         await self._end(row, "logout")

@@ -16,24 +16,29 @@ from ..store.audit import AuditStore
 from ..store.contacts import ContactStore
 from ..store.deliveries import DeliveryStore
 from ..store.directory import DirectoryStore
+from ..store.lifecycle import LifecycleStore
 from ..store.mailboxes import MailboxStore
 from ..store.memberships import MembershipStore
 from ..store.outbox import OutboxStore
 from ..store.persons import PersonStore
 from ..store.registrations import RegistrationStore
+from ..store.retention import RetentionStore
 from ..store.sessions import SessionStore
 from ..trust.validation import CertificateChecker
 from ..validate.anchors import load_anchors
 from .acceptance import AcceptanceService
 from .admin_password import AdminPasswordGuard
 from .authentication import Authenticator
+from .closure import ClosureService
 from .container import Services
 from .delivery_access import DeliveryAccessService
 from .directory import DirectoryService
+from .lifecycle import LifecycleService
 from .mailbox_settings import SettingsService
 from .mailboxes import MailboxService
 from .operator import OperatorService
 from .registration import RegistrationService
+from .retention import RetentionService
 from .sessions import SessionService
 from .submission import SubmissionService
 from .sweep import ContentSweeper
@@ -55,6 +60,8 @@ def build_services(
     outbox = OutboxStore(pool)
     contacts = ContactStore(pool, audit)
     deliveries = DeliveryStore(pool, audit)
+    register = FixtureRegister(settings.business_register)
+    lifecycle = LifecycleStore(pool, audit)
     authenticator = Authenticator(
         checker,
         persons,
@@ -94,7 +101,7 @@ def build_services(
             clock,
             RegistrationStore(pool, audit),
             persons,
-            FixtureRegister(settings.business_register),
+            register,
             checker,
         ),
         mailboxes=members,
@@ -128,4 +135,16 @@ def build_services(
             checker,
         ),
         content_sweep=ContentSweeper(clock, content, deliveries),
+        retention=RetentionService(
+            settings,
+            clock,
+            RetentionStore(pool, audit),
+            deliveries,
+            mailboxes,
+            members,
+            content,
+            sealer,
+        ),
+        lifecycle=LifecycleService(settings, clock, lifecycle, checker, register),
+        closure=ClosureService(clock, lifecycle, checker),
     )

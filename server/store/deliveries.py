@@ -454,7 +454,9 @@ class DeliveryStore:
     async def live_locators(self, candidates: set[str]) -> set[str]:
         """Which of these content files a committed row refers to (for the sweep)."""
         rows = await self._pool.fetch(
-            "SELECT locator FROM delivery_parts WHERE locator = ANY($1::text[])",
+            # a purged delivery's parts refer to nothing any more (R8.1)
+            """SELECT p.locator FROM delivery_parts p JOIN deliveries d USING (delivery_id)
+                WHERE p.locator = ANY($1::text[]) AND d.content_purged_at IS NULL""",
             list(candidates),
         )
         return {r["locator"] for r in rows}

@@ -76,6 +76,26 @@ class SessionStore:
         )
         return int(status.split()[-1])
 
+    async def end_idle(self, seen_before: datetime, at: datetime) -> int:
+        """R1.6: open sessions not used since ``seen_before`` end as idle."""
+        status = await self._pool.execute(
+            """UPDATE sessions SET ended_at = $2, end_reason = 'idle'
+                WHERE ended_at IS NULL AND last_seen_at <= $1""",
+            seen_before,
+            at,
+        )
+        return int(status.split()[-1])
+
+    async def open_certificates(self) -> list[tuple[str, bytes, datetime]]:
+        """(fingerprint, DER, not_after) of every certificate an open session is bound to."""
+        rows = await self._pool.fetch(
+            """SELECT c.fingerprint, c.der, c.not_after FROM certificates c
+                WHERE EXISTS (SELECT 1 FROM sessions s
+                               WHERE s.cert_fingerprint = c.fingerprint AND s.ended_at IS NULL)
+                ORDER BY c.fingerprint"""
+        )
+        return [(r["fingerprint"], bytes(r["der"]), r["not_after"]) for r in rows]
+
 
 def _session(row: asyncpg.Record) -> SessionRow:
     return SessionRow(

@@ -5,34 +5,18 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import ROOT, PkiService, free_port
+from tests.cli_support import start_serve as _start_serve
+from tests.cli_support import vep as _vep
+from tests.cli_support import vep_env as _env
+from tests.conftest import PkiService, free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VEP_")}
-    env.update(extra)
-    return env
-
-
-def _vep(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.mark.parametrize(
@@ -54,30 +38,6 @@ def test_unknown_key_in_config_file_stops_the_start(tmp_path, database_url: str)
     result = _vep("check-config", env=_env(VEP_DATABASE_URL=database_url, VEP_CONFIG=str(config)))
     assert result.returncode == 2
     assert "listen_adress" in result.stderr
-
-
-def _start_serve(
-    dev_pki, database_url: str, **extra: str
-) -> tuple[int, dict[str, str], subprocess.Popen[str]]:  # type: ignore[no-untyped-def]
-    """`vep serve` on a free port, once it has said it is serving."""
-    port = free_port()
-    env = _env(
-        VEP_DATABASE_URL=database_url,
-        VEP_DATA_DIR=str(dev_pki.directory.parent),
-        VEP_LISTEN=f"127.0.0.1:{port}",
-        **extra,
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    assert f"serving https://127.0.0.1:{port}" in server.stdout.readline()
-    return port, env, server
 
 
 def _curl(pki_dir, port: int, identity: str) -> tuple[int, dict[str, object]]:  # type: ignore[no-untyped-def]

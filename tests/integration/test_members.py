@@ -119,6 +119,12 @@ def expected(role: str, endpoint: str) -> tuple[int, str | None]:
         return (201, None)  # anyone with a qualified certificate may open a mailbox
     if endpoint == "enroll":
         return (204, None) if member else (403, "not_member")
+    if endpoint == "closure_request":  # R8.3: only the custodian asks to close
+        return (200, None) if role in CUSTODIAN else _refusal(role, CUSTODIAN, "not_custodian")
+    if endpoint == "close":  # an empty body is no signature: refused, nothing closes
+        if role in CUSTODIAN:
+            return (422, "signature_malformed")
+        return _refusal(role, CUSTODIAN, "not_custodian")
     settings_ok = {
         "get_settings": 200,
         "patch_settings": 204,
@@ -172,6 +178,8 @@ def request_for(server: RunningServer, endpoint: str) -> tuple[str, str, dict[st
         ),
         "remove_address": ("DELETE", f"{base}/notification-addresses/{PENDING_EMAIL}", None),
         "directory": ("GET", "/api/v1/directory?q=primer", None),
+        "closure_request": ("GET", f"{base}/closure-request", None),
+        "close": ("POST", f"{base}/closure", None),
         "register": ("POST", "/api/v1/registrations", natural("novi.predal")),
     }[endpoint]
 
@@ -190,6 +198,8 @@ ENDPOINTS = [
     "remove_address",
     "directory",
     "register",
+    "closure_request",
+    "close",
 ]
 
 
@@ -201,7 +211,9 @@ async def test_r3_2_role_endpoint_matrix(world: RunningServer, role: str, endpoi
     async with client_for(world, role) as client:
         async with client.request(method, path, json=body) as response:
             status = response.status
-            payload = await response.json(content_type=None) if status != 204 else None
+            json_body = status != 204 and response.content_type == "application/problem+json"
+            json_body = json_body or response.content_type == "application/json"
+            payload = await response.json(content_type=None) if json_body else None
     want_status, want_reason = expected(role, endpoint)
     assert status == want_status, payload
     if want_reason is not None:

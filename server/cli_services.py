@@ -1,0 +1,43 @@
+"""The services of a command-line process (``vep run-job``, ``vep jobs``, ``vep admin``):
+the same stores and rules as the server, over a small pool, for one command."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+
+from .clock import Clock
+from .content.keys import load_master_key
+from .content.store import FileContentStore
+from .evidence.factory import sealer_from_settings
+from .services.container import Services
+from .services.wiring import build_services
+from .settings import Settings
+from .store.db import create_pool
+from .trust.validation import CertificateChecker, load_certificates
+
+
+@asynccontextmanager
+async def cli_services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
+    pool = await create_pool(settings.database_url, max_size=4)
+    try:
+        timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout_seconds)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            checker = CertificateChecker(
+                load_certificates(settings.anchor_paths),
+                load_certificates(settings.intermediate_paths),
+                settings.revocation,
+                http,
+                fetch_timeout=settings.fetch_timeout_seconds,
+            )
+            content = FileContentStore(
+                settings.data_dir / "content",
+                load_master_key(settings.effective_content_key_file),
+            )
+            yield build_services(
+                settings, clock, pool, checker, content, sealer_from_settings(settings, http)
+            )
+    finally:
+        await pool.close()

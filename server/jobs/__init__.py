@@ -1,0 +1,1 @@
+"""Scheduled jobs (R8.7): schedules, the job table, the runner and the scheduler."""

@@ -1,0 +1,137 @@
+"""Run a job once: under its advisory lock, recorded in ``job_runs`` (R8.7).
+
+A scheduled run serves a *slot* (:meth:`Schedule.slot` of the injected clock's now). Under
+the lock the runner first marks runs of dead nodes ``abandoned``, then skips the slot if a
+run already finished it, else records a ``running`` row, does the work and records the
+outcome. So when several nodes fire the same slot, one runs it and the others find it
+done; when a node starts after downtime, :meth:`JobRunner.catch_up` runs every job whose
+current slot has no successful run — once. Manual runs (``vep run-job``) always run, and so
+does a polling job (the outbox, ``once_per_slot=False``), whose rows are claimed one by one.
+
+Only ordinary exceptions are recorded as ``failed``; a cancelled task or a killed process
+leaves the row ``running``, exactly as a crash would, and the next run abandons it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+import asyncpg
+
+from ..clock import Clock
+from ..store import job_runs
+from .base import Job, JobContext
+from .schedule import Schedule
+
+if TYPE_CHECKING:
+    from ..services.container import Services
+    from ..store.db import Connection
+
+log = logging.getLogger(__name__)
+
+Status = Literal["ran", "failed", "already_done", "busy"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    job: str
+    status: Status
+    slot: datetime
+    items: int = 0
+    run_id: int | None = None
+    error: str | None = None
+
+
+def node_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class UnknownJob(KeyError):
+    pass
+
+
+class JobRunner:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        jobs: Mapping[str, Job],
+        schedules: Mapping[str, Schedule],
+        services: Services,
+        node: str | None = None,
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self.jobs = dict(jobs)
+        self.schedules = {name: schedules.get(name, job.schedule) for name, job in jobs.items()}
+        self._services = services
+        self.node = node or node_name()
+
+    def schedule(self, name: str) -> Schedule:
+        if name not in self.jobs:
+            raise UnknownJob(name)
+        return self.schedules[name]
+
+    async def run(self, name: str, *, manual: bool = False) -> RunResult:
+        """One run of ``name``: the current slot when scheduled, always when manual."""
+        job = self.jobs.get(name)
+        if job is None:
+            raise UnknownJob(name)
+        now = self._clock.now()
+        slot = now if manual else self.schedules[name].slot(now)
+        async with self._pool.acquire() as conn:
+            if not await job_runs.try_lock(conn, name):
+                return RunResult(name, "busy", slot)
+            try:
+                return await self._locked(conn, job, slot, now, manual)
+            finally:
+                await job_runs.unlock(conn, name)
+
+    async def _locked(
+        self, conn: Connection, job: Job, slot: datetime, now: datetime, manual: bool
+    ) -> RunResult:
+        abandoned = await job_runs.abandon_running(conn, job.name, now)
+        if abandoned:
+            log.warning("job %s: %d run(s) of a lost node marked abandoned", job.name, abandoned)
+        trigger: job_runs.Trigger = (
+            "manual" if manual else "schedule" if job.once_per_slot else "poll"
+        )
+        if trigger == "schedule" and await job_runs.slot_done(conn, job.name, slot):
+            return RunResult(job.name, "already_done", slot)
+        run_id = await job_runs.start(conn, job.name, trigger, slot, self.node, now)
+        count = 0
+
+        async def done(items: int) -> None:
+            nonlocal count
+            count += items
+            await job_runs.progress(conn, run_id, count)
+
+        context = JobContext(services=self._services, now=now, done=done)
+        try:
+            items = await job.work(context)
+        except Exception as exc:
+            # The class only: messages may carry addresses or data (R9.5).
+            error = type(exc).__name__
+            log.exception("job %s failed (run %d) after %d item(s)", job.name, run_id, count)
+            await job_runs.finish(conn, run_id, "failed", count, self._clock.now(), error)
+            return RunResult(job.name, "failed", slot, count, run_id, error)
+        items = max(items, count)
+        if items == 0 and trigger == "poll":
+            await job_runs.forget(conn, run_id)
+        else:
+            await job_runs.finish(conn, run_id, "ok", items, self._clock.now())
+            log.info("job %s done (run %d): %d item(s)", job.name, run_id, items)
+        return RunResult(job.name, "ran", slot, items, run_id)
+
+    async def catch_up(self, names: list[str] | None = None) -> list[RunResult]:
+        """At start: run each job whose current slot has no successful run (missed ones)."""
+        results = []
+        for name in names if names is not None else list(self.jobs):
+            results.append(await self.run(name))
+        return results

@@ -1,0 +1,86 @@
+"""The in-process scheduler: APScheduler 3.11 fires, :class:`JobRunner` decides (R8.7).
+
+Every node runs one. APScheduler only says "a slot may be due now"; whether the slot is
+run, and by whom, is settled in PostgreSQL by the runner (advisory lock + ``job_runs``).
+``coalesce`` and ``max_instances=1`` keep a slow job from piling up in one process; a slot
+missed while the process was down is run once by :meth:`JobRunner.catch_up` at start.
+(APScheduler 4 is an alpha that breaks with the anyio in use here.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from datetime import UTC
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from .runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+
+class JobScheduler:
+    def __init__(self, runner: JobRunner, names: list[str]) -> None:
+        self._runner = runner
+        self._names = names
+        self._aps: AsyncIOScheduler | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._running: set[str] = set()
+        self._stopping = False
+
+    def start(self) -> None:
+        """Register the triggers and run missed slots once (call inside the event loop)."""
+        aps = AsyncIOScheduler(timezone=UTC, event_loop=asyncio.get_running_loop())
+        for name in self._names:
+            aps.add_job(
+                self._fire,
+                self._runner.schedule(name).trigger(),
+                args=[name],
+                id=name,
+                name=name,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
+        aps.start()
+        self._aps = aps
+        self._spawn(self._runner.catch_up(self._names), "jobs-catch-up")
+
+    async def _fire(self, name: str) -> None:
+        # Run it as our own task (stop() cancels it) and return at once; a job still
+        # running from the last firing is simply not started again (the outbox polls
+        # faster than a slow SMTP server answers, and that is not worth a warning).
+        if name in self._running or self._stopping:
+            return
+        self._running.add(name)
+        task = self._spawn(self._runner.run(name), f"job-{name}")
+        task.add_done_callback(lambda _: self._running.discard(name))
+
+    def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> asyncio.Task[object]:
+        task: asyncio.Task[object] = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job task %s ended with %r", task.get_name(), task.exception())
+
+    async def stop(self) -> None:
+        """Stop firing and cancel running jobs: their rows stay ``running`` until abandoned."""
+        self._stopping = True
+        if self._aps is not None:
+            self._aps.shutdown(wait=False)
+            self._aps = None
+        # Firings already handed to APScheduler's executor return at once (see _fire);
+        # let them, so that none is cancelled inside APScheduler (it would log an error).
+        for _ in range(3):
+            await asyncio.sleep(0)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

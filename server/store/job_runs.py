@@ -1,0 +1,145 @@
+"""``job_runs``: one row per run of a scheduled job (R8.7).
+
+A run is claimed on a connection that holds the job's session-level advisory lock for the
+whole run, so two nodes never run the same job at once; a node that dies loses the
+connection and with it the lock, and the next run finds its row still ``running`` and marks
+it ``abandoned``. The partial unique index ``job_runs_once`` keeps one live or successful
+scheduled run per (job, slot), which is what "runs once across nodes" means here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+import asyncpg
+
+if TYPE_CHECKING:
+    from .db import Connection
+
+#: Advisory lock namespace (first key) of the jobs; the second key is hashtext(job name).
+JOB_LOCK_NAMESPACE = 0x5645_5002
+
+Trigger = Literal["schedule", "manual", "poll"]
+Outcome = Literal["running", "ok", "failed", "abandoned"]
+
+
+@dataclass(frozen=True)
+class JobRun:
+    run_id: int
+    job: str
+    trigger: Trigger
+    slot: datetime
+    node: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: Outcome
+    items: int
+    error: str | None
+
+
+def _run(row: asyncpg.Record) -> JobRun:
+    return JobRun(**dict(row))
+
+
+async def try_lock(conn: Connection, job: str) -> bool:
+    """The job's advisory lock on this session, if no other session holds it."""
+    return bool(
+        await conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, hashtext($2))", JOB_LOCK_NAMESPACE, job
+        )
+    )
+
+
+async def unlock(conn: Connection, job: str) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", JOB_LOCK_NAMESPACE, job)
+
+
+async def abandon_running(conn: Connection, job: str, now: datetime) -> int:
+    """Runs left ``running`` by a dead node (the caller holds the lock, so none is alive)."""
+    status = await conn.execute(
+        """UPDATE job_runs SET outcome = 'abandoned', finished_at = $2, error = 'node lost'
+           WHERE job = $1 AND outcome = 'running'""",
+        job,
+        now,
+    )
+    return int(status.split()[-1])
+
+
+async def slot_done(conn: Connection, job: str, slot: datetime) -> bool:
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM job_runs WHERE job = $1 AND slot = $2
+                              AND trigger = 'schedule' AND outcome = 'ok')""",
+            job,
+            slot,
+        )
+    )
+
+
+async def start(
+    conn: Connection, job: str, trigger: Trigger, slot: datetime, node: str, now: datetime
+) -> int:
+    run_id: int = await conn.fetchval(
+        """INSERT INTO job_runs (job, trigger, slot, node, started_at, outcome)
+           VALUES ($1, $2, $3, $4, $5, 'running') RETURNING run_id""",
+        job,
+        trigger,
+        slot,
+        node,
+        now,
+    )
+    return run_id
+
+
+async def progress(conn: Connection, run_id: int, items: int) -> None:
+    await conn.execute("UPDATE job_runs SET items = $2 WHERE run_id = $1", run_id, items)
+
+
+async def finish(
+    conn: Connection,
+    run_id: int,
+    outcome: Outcome,
+    items: int,
+    now: datetime,
+    error: str | None = None,
+) -> None:
+    await conn.execute(
+        """UPDATE job_runs SET outcome = $2, items = $3, finished_at = $4, error = $5
+           WHERE run_id = $1""",
+        run_id,
+        outcome,
+        items,
+        now,
+        error,
+    )
+
+
+async def forget(conn: Connection, run_id: int) -> None:
+    """Drop an idle run of a frequent job (the outbox every few seconds): nothing to keep."""
+    await conn.execute("DELETE FROM job_runs WHERE run_id = $1", run_id)
+
+
+class JobRunStore:
+    """Reading the runs (``vep jobs``, tests, health)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def latest(self) -> dict[str, JobRun]:
+        rows = await self.pool.fetch(
+            """SELECT DISTINCT ON (job) run_id, job, trigger, slot, node, started_at,
+                      finished_at, outcome, items, error
+               FROM job_runs ORDER BY job, started_at DESC, run_id DESC"""
+        )
+        return {row["job"]: _run(row) for row in rows}
+
+    async def runs(self, job: str) -> list[JobRun]:
+        rows = await self.pool.fetch(
+            """SELECT run_id, job, trigger, slot, node, started_at, finished_at, outcome,
+                      items, error
+               FROM job_runs WHERE job = $1 ORDER BY run_id""",
+            job,
+        )
+        return [_run(row) for row in rows]

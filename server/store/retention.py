@@ -1,0 +1,90 @@
+"""Content disposal in SQL (R8.1): which deliveries are past retention, and the purge.
+
+A purge claims its delivery with ``FOR UPDATE SKIP LOCKED`` and, in the same transaction,
+stores the sealed disposition records, marks the content purged and writes the audit
+record; the files go after the commit (a crash in between leaves files no live row refers
+to, which the content sweep removes). So a delivery is disposed of once, whichever node or
+run gets to it, and a run killed half-way resumes with the deliveries not yet committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import asyncpg
+
+from .audit import AuditStore
+from .deliveries import NewEvidence, insert_evidence
+
+#: When a recipient "received" a delivery (R8.1 counts from it): a registered delivery on
+#: consignment into the mailbox (R5.4: at once); a return-receipt delivery on its decision
+#: (acceptance, refusal or deemed service, R5.3) — before that it is not received at all.
+
+
+class RetentionStore:
+    def __init__(self, pool: asyncpg.Pool, audit: AuditStore) -> None:
+        self.pool = pool
+        self._audit = audit
+
+    async def due(self, received_before: datetime, limit: int = 1000) -> list[uuid.UUID]:
+        """Deliveries with content whose every recipient received them at or before the
+        cutoff, oldest first."""
+        rows = await self.pool.fetch(
+            """SELECT d.delivery_id FROM deliveries d
+                WHERE d.content_purged_at IS NULL
+                  AND NOT EXISTS (
+                      SELECT 1 FROM delivery_recipients r
+                       WHERE r.delivery_id = d.delivery_id
+                         AND coalesce(CASE WHEN d.kind = 'registered' THEN r.consigned_at
+                                           ELSE r.decided_at END, 'infinity') > $1)
+                 ORDER BY d.submitted_at LIMIT $2""",
+            received_before,
+            limit,
+        )
+        return [r["delivery_id"] for r in rows]
+
+    async def purge(
+        self,
+        delivery_id: uuid.UUID,
+        at: datetime,
+        reason: str,
+        actor: str,
+        records: Callable[[], Awaitable[list[NewEvidence]]],
+    ) -> list[str] | None:
+        """Dispose of the content once: the locators to delete, or None when another run
+        has it or it is gone already. ``records`` seals the disposition evidence, called
+        only once the delivery is claimed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = await conn.fetchval(
+                """SELECT delivery_id FROM deliveries
+                    WHERE delivery_id = $1 AND content_purged_at IS NULL
+                    FOR UPDATE SKIP LOCKED""",
+                delivery_id,
+            )
+            if claimed is None:
+                return None
+            for record in await records():
+                await insert_evidence(conn, delivery_id, record)
+            await conn.execute(
+                """UPDATE deliveries SET content_purged_at = $2, content_purge_reason = $3,
+                                         content_purge_requested_by = $4
+                    WHERE delivery_id = $1""",
+                delivery_id,
+                at,
+                reason,
+                None if actor.startswith("system:") else actor,
+            )
+            await self._audit.append(
+                at,
+                actor,
+                "delivery.content_purged",
+                "success",
+                {"delivery_id": str(delivery_id), "reason": reason},
+                conn=conn,
+            )
+            rows = await conn.fetch(
+                "SELECT locator FROM delivery_parts WHERE delivery_id = $1", delivery_id
+            )
+        return [r["locator"] for r in rows]

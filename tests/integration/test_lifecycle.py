@@ -1,0 +1,382 @@
+"""The lifecycle rules at their edges, by moving the clock (R2.3, R8.1, R8.3, R8.4, R8.6,
+R1.3): each job is run as the scheduler runs it (through the job runner)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from server.evidence import xml as evidence_xml
+from server.http.context import JOBS
+from server.registry.business import FixtureRegister
+from server.services.lifecycle import LifecycleService, add_months, add_years
+from server.services.operator import OperatorService
+from server.store.lifecycle import LifecycleStore
+from server.store.mailboxes import MailboxStore
+from server.tools.sign import async_sign_cades_detached
+from tests.cli_support import vep, vep_env
+from tests.conftest import PkiService
+from tests.integration.test_deliveries import (
+    BOJAN,
+    COURT,
+    DEJAN,
+    PDF,
+    get,
+    openssl_ts_verify,
+    send,
+    xmlsec_verify,
+)
+from tests.mailbox_support import legal, natural, open_mailbox
+from tests.support import RunningServer, make_settings, running_server
+
+pytestmark = pytest.mark.integration
+
+MOJCA = "mojca@vep.si"  # revocable-mailbox: her only certificate gets revoked
+
+
+@pytest.fixture
+async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
+    async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
+        await open_mailbox(running, "qualified-qscd", legal("primer"))
+        await open_mailbox(running, "delegate", natural("dejan", tax_number="12345679"))
+        await open_mailbox(running, "qualified", natural("bojan", tax_number="23456787"))
+        await OperatorService(
+            running.clock, MailboxStore(running.services.pool, running.services.audit)
+        ).set_public_body(COURT, True, "maja")
+        yield running
+
+
+async def run_job(server: RunningServer, name: str) -> int:
+    result = await server.app[JOBS].run(name, manual=True)
+    assert result.status == "ran", result
+    return result.items
+
+
+async def state(server: RunningServer, address: str) -> str:
+    return str(
+        await server.services.pool.fetchval(
+            "SELECT state FROM mailboxes WHERE address = $1", address
+        )
+    )
+
+
+async def notices(server: RunningServer, address: str) -> list[str]:
+    rows = await server.services.pool.fetch(
+        "SELECT params FROM outbox WHERE kind = 'mailbox_notice' ORDER BY id"
+    )
+    return [r["params"]["notice"] for r in rows if r["params"]["mailbox"] == address]
+
+
+async def test_r2_3_temporary_mailbox_suspended_on_day_8_not_day_7(server: RunningServer) -> None:
+    opened = await open_mailbox(
+        server,
+        "newcomer",
+        legal(
+            "zupan",
+            registration_number="4567897",
+            tax_number="45678901",
+            name="Zupan trgovina d.o.o.",
+        ),
+    )
+    assert opened["state"] == "temporary"
+    waiting = await open_mailbox(
+        server,
+        "newcomer",
+        legal(
+            "kranjc",
+            registration_number="3456781",
+            tax_number="34567895",
+            name="Kranjc in partnerji, odvetniška družba o.p., d.o.o.",
+        ),
+    )
+    await OperatorService(
+        server.clock, MailboxStore(server.services.pool, server.services.audit)
+    ).contract_received(waiting["address"], "maja")
+    server.clock.advance(timedelta(days=7, hours=23, minutes=59, seconds=59))
+    assert await run_job(server, "temporary-mailboxes") == 0
+    assert await state(server, "zupan@vep.si") == "temporary"
+    server.clock.advance(timedelta(seconds=1))
+    assert await run_job(server, "temporary-mailboxes") == 1
+    assert await state(server, "zupan@vep.si") == "suspended"
+    assert await state(server, waiting["address"]) == "active"  # its contract arrived
+    assert await run_job(server, "temporary-mailboxes") == 0  # nothing twice
+    assert await notices(server, "zupan@vep.si") == ["suspended_no_contract"]
+    actor = await server.services.pool.fetchval(
+        "SELECT actor FROM mailbox_state_changes WHERE address = 'zupan@vep.si' "
+        "ORDER BY change_id DESC LIMIT 1"
+    )
+    assert actor == "system:temporary-mailboxes"
+
+
+async def test_r8_1_retention_purges_a_day_after_not_a_day_before(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    sent_at = server.clock.now()
+    status, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    assert status == 201
+    did = sent["delivery_id"]
+    # a return-receipt delivery nobody decided on is not "received": never purged
+    _, formal = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    pool = server.services.pool
+    locators = [
+        r["locator"]
+        for r in await pool.fetch(
+            "SELECT locator FROM delivery_parts WHERE delivery_id = $1::uuid", did
+        )
+    ]
+    content = server.services.settings.data_dir / "content"
+    assert all(list(content.rglob(locator)) for locator in locators)
+
+    server.clock.set(add_months(sent_at, 3) - timedelta(days=1))
+    assert await run_job(server, "retention") == 0
+    assert (await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0"))[:2] == (200, PDF)
+
+    server.clock.set(add_months(sent_at, 3) + timedelta(days=1))
+    assert await run_job(server, "retention") == 1
+    assert await run_job(server, "retention") == 0
+    status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0")
+    assert status == 403 and json.loads(body)["reason"] == "purged"
+    assert not any(list(content.rglob(locator)) for locator in locators)
+    assert await pool.fetchval(
+        "SELECT content_purged_at IS NULL FROM deliveries WHERE delivery_id = $1::uuid",
+        formal["delivery_id"],
+    )
+    # the evidence outlives the content, and the disposal has its own sealed record
+    status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/evidence")
+    events = [e["event"] for e in json.loads(body)["evidence"]]
+    assert "ContentHandover" in events and events[-1] == "ContentDisposition"
+    eid = json.loads(body)["evidence"][-1]["evidence_id"]
+    status, xml, _ = await get(server, "qualified-qscd", f"/api/v1/deliveries/{did}/evidence/{eid}")
+    assert status == 200
+    evidence_xml.validate(etree.fromstring(xml))
+    assert b"ContentDisposition" in xml and b"retention" in xml
+    assert xmlsec_verify(server, xml, tmp_path).returncode == 0
+    assert openssl_ts_verify(server, xml, tmp_path).returncode == 0
+
+
+async def test_r8_1_content_deleted_early_only_on_request_after_receipt(
+    server: RunningServer,
+) -> None:
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    did = sent["delivery_id"]
+    path = f"/api/v1/deliveries/{did}/content"
+
+    async def delete(who: str) -> tuple[int, dict[str, object]]:
+        async with server.client(who) as client, client.delete(path) as r:
+            return r.status, await r.json(content_type=None)
+
+    status, body = await delete("qualified")  # Bojan: no party to it
+    assert (status, body["reason"]) == (404, "not_found")
+    status, body = await delete("delegate")  # Dejan has not downloaded it yet
+    assert (status, body["reason"]) == (409, "not_received")
+    assert (await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0"))[0] == 200
+    status, body = await delete("delegate")
+    assert status == 200 and "content_purged_at" in body
+    status, body = await delete("qualified-qscd")
+    assert (status, body["reason"]) == (409, "purged")
+    row = await server.services.pool.fetchrow(
+        "SELECT content_purge_reason, content_purge_requested_by FROM deliveries "
+        "WHERE delivery_id = $1::uuid",
+        did,
+    )
+    assert row["content_purge_reason"] == "subscriber_request"
+    assert row["content_purge_requested_by"] is not None
+
+
+async def test_r8_3_no_valid_certificate_notice_then_closed_after_30_days(
+    server: RunningServer, pki_service: PkiService
+) -> None:
+    await open_mailbox(server, "revocable-mailbox", natural("mojca", tax_number="30000009"))
+    assert await run_job(server, "certificates") == 0  # everybody has a valid one
+    pki_service.revoke("revocable-mailbox")
+    noticed_at = server.clock.now()
+    assert await run_job(server, "certificates") == 1
+    assert await notices(server, MOJCA) == ["certificate_missing"]
+    assert await run_job(server, "certificates") == 0  # told once
+    server.clock.set(noticed_at + timedelta(days=29, hours=23, minutes=59))
+    assert await run_job(server, "certificates") == 0
+    assert await state(server, MOJCA) == "active"
+    server.clock.set(noticed_at + timedelta(days=30))
+    assert await run_job(server, "certificates") == 1
+    assert await state(server, MOJCA) == "closed"
+    assert await notices(server, MOJCA) == ["certificate_missing", "closed"]
+    row = await server.services.pool.fetchrow(
+        """SELECT m.closure_reason, s.terminated_at FROM mailboxes m
+             JOIN subscribers s USING (subscriber_id) WHERE m.address = $1""",
+        MOJCA,
+    )
+    assert row["closure_reason"] == "no_certificate" and row["terminated_at"] is not None
+    for other in (COURT, DEJAN, BOJAN):
+        assert await state(server, other) == "active"
+
+
+async def test_r8_3_legal_entity_gone_from_the_register_is_closed(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    fixture = json.loads(
+        (Path(__file__).parents[2] / "server/registry/business_register.json").read_text()
+    )
+    fixture["entities"] = [e for e in fixture["entities"] if e["name"] != "Primer d.o.o."]
+    gone = tmp_path / "register.json"
+    gone.write_text(json.dumps(fixture))
+    services = server.services
+    lifecycle = LifecycleService(
+        services.settings,
+        server.clock,
+        LifecycleStore(services.pool, services.audit),
+        services.authenticator._checker,  # type: ignore[arg-type]
+        FixtureRegister(gone),
+    )
+
+    async def done(_: int) -> None:
+        return None
+
+    assert await lifecycle.check_certificates(server.clock.now(), done) == 1
+    assert await state(server, COURT) == "closed"
+    assert await state(server, DEJAN) == "active"
+    reason = await services.pool.fetchval(
+        "SELECT closure_reason FROM mailboxes WHERE address = $1", COURT
+    )
+    assert reason == "entity_gone"
+
+
+async def test_r8_3_r8_4_signed_closure_then_read_only_access_until_its_date(
+    server: RunningServer, dev_pki, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    base = f"/api/v1/mailboxes/{DEJAN}"
+    async with server.client("delegate") as dejan, dejan.get(f"{base}/closure-request") as r:
+        assert r.status == 200
+        document = await r.read()
+    assert DEJAN.encode() in document
+    p12 = server.pki.p12
+    by_bojan = await async_sign_cades_detached(document, p12("qualified").read_bytes(), b"vep")
+    mine = await async_sign_cades_detached(document, p12("delegate").read_bytes(), b"vep")
+    other = await async_sign_cades_detached(
+        b"other" + document, p12("delegate").read_bytes(), b"vep"
+    )
+
+    async def close(who: str, signature: bytes) -> tuple[int, dict[str, object]]:
+        async with server.client(who) as client:
+            async with client.post(f"{base}/closure", data=signature) as r:
+                return r.status, await r.json(content_type=None)
+
+    assert (await close("delegate", by_bojan))[1]["reason"] == "signer_mismatch"
+    assert (await close("qualified", mine))[1]["reason"] == "not_member"
+    status, body = await close("delegate", other)
+    assert status == 422
+    assert await state(server, DEJAN) == "active"  # refusals changed nothing
+    assert await server.services.pool.fetchval("SELECT count(*) FROM closure_requests") == 0
+    status, body = await close("delegate", mine)
+    assert (status, body["state"]) == (200, "closed")
+    assert await server.services.pool.fetchval("SELECT count(*) FROM closure_requests") == 1
+
+    # R8.4: closed — nobody sends to it, its members no longer reach it
+    status, refused = await send(server, "qualified-qscd", COURT, [DEJAN])
+    assert status in (403, 409, 422), refused
+    status, body, _ = await get(server, "delegate", f"{base}/inbox")
+    assert (status, json.loads(body)["reason"]) == (403, "mailbox_closed")
+
+    closed_at = await server.services.pool.fetchval(
+        "SELECT closed_at FROM mailboxes WHERE address = $1", DEJAN
+    )
+    env = vep_env(VEP_DATABASE_URL=database_url, VEP_DATA_DIR=str(dev_pki.directory.parent))
+    too_late = (add_months(closed_at, 3) + timedelta(days=1)).isoformat()
+    grant = ["admin", "readonly-access", "grant", DEJAN, "--operator", "maja", "--until"]
+    refused_cli = vep(*grant, too_late, env=env)
+    assert refused_cli.returncode == 1 and "beyond_three_months" in refused_cli.stderr
+    until = add_months(closed_at, 1)
+    granted = vep(*grant, until.isoformat(), env=env)
+    assert granted.returncode == 0, granted.stderr
+    assert await state(server, DEJAN) == "readonly"
+
+    status, body, _ = await get(server, "delegate", f"{base}/inbox")
+    assert status == 200 and json.loads(body)["deliveries"][0]["delivery_id"] == sent["delivery_id"]
+    status, _ = await send(server, "delegate", DEJAN, [BOJAN])
+    assert status in (403, 409)  # read-only: nothing is sent
+
+    server.clock.set(until - timedelta(seconds=1))
+    assert await run_job(server, "post-termination") == 0
+    server.clock.set(until)
+    assert await run_job(server, "post-termination") == 1
+    assert await state(server, DEJAN) == "closed"
+    status, body, _ = await get(server, "delegate", f"{base}/inbox")
+    assert (status, json.loads(body)["reason"]) == (403, "mailbox_closed")
+    assert await notices(server, DEJAN) == ["closed", "readonly_granted", "readonly_ended"]
+
+
+async def test_r8_6_personal_data_removed_ten_years_after_the_contract_ended(
+    server: RunningServer,
+) -> None:
+    assert (await send(server, "qualified-qscd", COURT, [DEJAN]))[0] == 201
+    pool = server.services.pool
+    evidence_before = await pool.fetch("SELECT sha256 FROM evidence ORDER BY evidence_id")
+    ended = server.clock.now()
+    changed = await LifecycleStore(pool, server.services.audit).transition(
+        DEJAN,
+        "closed",
+        ended,
+        "operator:maja",
+        "breach",
+        expect=("active",),
+        closure_reason="breach",
+    )
+    assert changed is not None
+    server.clock.set(add_years(ended, 10) - timedelta(days=1))
+    assert await run_job(server, "personal-data") == 0
+    server.clock.set(add_years(ended, 10))
+    assert await run_job(server, "personal-data") == 1
+    assert await run_job(server, "personal-data") == 0
+    row = await pool.fetchrow(
+        """SELECT s.name, s.tax_number, s.email, s.personal_data_removed_at
+             FROM subscribers s JOIN mailboxes m USING (subscriber_id) WHERE m.address = $1""",
+        DEJAN,
+    )
+    assert (row["name"], row["tax_number"], row["email"]) == ("[removed]", "", "")
+    kept = await pool.fetchval(
+        "SELECT name FROM subscribers s JOIN mailboxes m USING (subscriber_id) "
+        "WHERE m.address = $1",
+        BOJAN,
+    )
+    assert kept != "[removed]"
+    # evidence is what R6/R8.1 keep: byte for byte
+    assert await pool.fetch("SELECT sha256 FROM evidence ORDER BY evidence_id") == evidence_before
+
+
+async def test_r1_3_sessions_job_ends_revoked_and_idle_sessions(
+    server: RunningServer, pki_service: PkiService
+) -> None:
+    for identity in ("revocable-sessions", "qualified"):
+        async with server.client(identity) as client, client.get("/api/v1/session") as r:
+            assert r.status == 200
+    pool = server.services.pool
+    assert await run_job(server, "sessions") == 0
+    pki_service.revoke("revocable-sessions")
+    server.clock.advance(timedelta(minutes=1))
+    assert await run_job(server, "sessions") == 1
+    rows = await pool.fetch(
+        """SELECT p.common_name, s.end_reason FROM sessions s
+             JOIN persons p USING (person_id) ORDER BY p.common_name"""
+    )
+    assert [(r["common_name"], r["end_reason"]) for r in rows] == [
+        ("Bojan Kranjc", None),
+        ("Janez Potočnik", "revoked"),
+    ]
+    server.clock.advance(timedelta(minutes=30))
+    assert await run_job(server, "sessions") == 1
+    last = await pool.fetchval(
+        "SELECT end_reason FROM sessions WHERE ended_at IS NOT NULL ORDER BY ended_at DESC LIMIT 1"
+    )
+    assert last == "idle"
+
+
+def test_r8_1_retention_below_three_months_refuses_to_start(database_url: str) -> None:
+    env = vep_env(VEP_DATABASE_URL=database_url, VEP_RETENTION_MONTHS="2")
+    result = vep("check-config", env=env)
+    assert result.returncode == 2 and "VEP_RETENTION_MONTHS" in result.stderr
+    ok = vep("check-config", env={**env, "VEP_RETENTION_MONTHS": "3"})
+    assert ok.returncode == 0, ok.stderr
