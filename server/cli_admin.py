@@ -15,6 +15,7 @@ from .services.lifecycle import parse_until
 from .services.operator import OperatorService
 from .settings import Settings
 from .store.audit import AuditStore
+from .store.billing import Invoice
 from .store.db import create_pool
 from .store.mailboxes import MailboxStore
 
@@ -40,12 +41,25 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--until", required=True, help="a date (end of day, UTC) or an ISO time; ≤ 3 months"
     )
     readonly.add_argument("--operator", required=True, help="your name, for the audit trail")
+    payment = actions.add_parser("payment", help="R8.2: record a payment received")
+    payment.add_argument("record", choices=["record"])
+    payment.add_argument("invoice", help="the invoice number, e.g. 2026-11-000042")
+    payment.add_argument("amount", help="in euros, e.g. 5.00")
+    payment.add_argument("--reference", help="the bank's reference (a repeat is refused)")
+    payment.add_argument("--operator", required=True, help="your name, for the audit trail")
 
 
 async def _grant_readonly(settings: Settings, args: argparse.Namespace) -> datetime:
     async with cli_services(settings, SystemClock()) as services:
         return await services.lifecycle.grant_readonly(
             args.address, parse_until(args.until), args.operator
+        )
+
+
+async def _record_payment(settings: Settings, args: argparse.Namespace) -> Invoice:
+    async with cli_services(settings, SystemClock()) as services:
+        return await services.billing.record_by_operator(
+            args.invoice, args.amount, args.operator, args.reference
         )
 
 
@@ -59,7 +73,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             await pool.close()
 
     try:
-        if args.action == "readonly-access":
+        if args.action == "payment":
+            invoice = asyncio.run(_record_payment(settings, args))
+            state = "paid" if invoice.paid_at else f"{invoice.outstanding_cents / 100:.2f} EUR open"
+            print(f"vep: payment recorded on {invoice.number} ({state})")
+        elif args.action == "readonly-access":
             until = asyncio.run(_grant_readonly(settings, args))
             print(f"vep: {args.address} is read-only until {until.isoformat()}")
         elif args.action == "contract-received":

@@ -25,8 +25,15 @@ from .context import PRINCIPAL, REQUEST_ID, SESSION_COOKIE, Principal, services
 log = logging.getLogger("vep.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: Routes that answer without a certificate (monitoring, static assets).
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/static/", "/reference-list")
+#: Routes that answer without a certificate (monitoring, static assets, and the payment
+#: provider's webhook, which is authenticated by its HMAC signature instead, R8.2).
+PUBLIC_PREFIXES = (
+    "/healthz",
+    "/readyz",
+    "/static/",
+    "/reference-list",
+    "/api/v1/payments/webhook",
+)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROBLEM_JSON = "application/problem+json"
 

@@ -10,6 +10,7 @@ from .api import (
     health,
     lifecycle,
     mailboxes,
+    payments,
     registrations,
     session,
     validate,
@@ -54,6 +55,7 @@ def setup(app: web.Application) -> None:
 
     r.add_get("/api/v1/directory", directory.search)
     r.add_post("/api/v1/validate", validate.validate)
+    r.add_post("/api/v1/payments/webhook", payments.webhook)
 
     r.add_post(f"{MAILBOX}/deliveries", deliveries.submit)
     r.add_get(f"{MAILBOX}/inbox", deliveries.inbox)

@@ -24,6 +24,10 @@ async def _retention(ctx: JobContext) -> int:
     return await ctx.services.retention.purge_due(ctx.now, ctx.done)
 
 
+async def _billing(ctx: JobContext) -> int:
+    return await ctx.services.billing.run(ctx.now, ctx.done)
+
+
 async def _temporary(ctx: JobContext) -> int:
     return await ctx.services.lifecycle.suspend_temporary(ctx.now, ctx.done)
 
@@ -67,6 +71,13 @@ def catalog(outbox_worker: OutboxWorker | None, outbox_seconds: float = 2.0) -> 
             "content files no committed row refers to are removed",
             Schedule.parse("daily 02:40"),
             _content_sweep,
+        ),
+        Job(
+            "billing",
+            "R8.2, R8.3",
+            "monthly invoices, reminders at 7 and 21 days, closure 30 days past due",
+            Schedule.parse("daily 00:30"),
+            _billing,
         ),
         Job(
             "temporary-mailboxes",

@@ -58,6 +58,16 @@ NOTICES: Mapping[str, tuple[str, str]] = MappingProxyType(
             "Odobren je začasen dostop samo za branje do prejetih in poslanih pošiljk.",
             "Temporary read-only access to received and sent deliveries has been granted.",
         ),
+        "invoice_issued": (
+            "Izdali smo račun za uporabo varnega predala; plačljiv je v 15 dneh.",
+            "An invoice for the secure mailbox has been issued; it is due in 15 days.",
+        ),
+        "payment_reminder": (
+            "Opomin: račun za varni predal ni plačan. Neplačan 30 dni po zapadlosti pomeni "
+            "zaprtje predala.",
+            "Reminder: an invoice for the secure mailbox is unpaid. Unpaid 30 days after it "
+            "fell due, the mailbox is closed.",
+        ),
         "readonly_ended": (
             "Začasni dostop samo za branje je potekel.",
             "The temporary read-only access has ended.",

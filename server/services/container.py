@@ -13,6 +13,7 @@ from ..store.outbox import OutboxStore
 from ..store.persons import PersonStore
 from .acceptance import AcceptanceService
 from .authentication import Authenticator
+from .billing import BillingService
 from .closure import ClosureService
 from .delivery_access import DeliveryAccessService
 from .directory import DirectoryService
@@ -49,3 +50,4 @@ class Services:
     retention: RetentionService
     lifecycle: LifecycleService
     closure: ClosureService
+    billing: BillingService

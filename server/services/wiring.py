@@ -13,6 +13,7 @@ from ..receipts import ReceiptIssuer
 from ..registry.business import FixtureRegister
 from ..settings import Settings
 from ..store.audit import AuditStore
+from ..store.billing import BillingStore
 from ..store.contacts import ContactStore
 from ..store.deliveries import DeliveryStore
 from ..store.directory import DirectoryStore
@@ -29,6 +30,7 @@ from ..validate.anchors import load_anchors
 from .acceptance import AcceptanceService
 from .admin_password import AdminPasswordGuard
 from .authentication import Authenticator
+from .billing import BillingService
 from .closure import ClosureService
 from .container import Services
 from .delivery_access import DeliveryAccessService
@@ -147,4 +149,5 @@ def build_services(
         ),
         lifecycle=LifecycleService(settings, clock, lifecycle, checker, register),
         closure=ClosureService(clock, lifecycle, checker),
+        billing=BillingService(settings, clock, BillingStore(pool, audit, lifecycle)),
     )

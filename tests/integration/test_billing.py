@@ -1,0 +1,197 @@
+"""R8.2, R8.3: invoices once a month, reminders at 7 and 21 days past due, closure when still
+unpaid 30 days after due (day 29 vs 30), and payments by an operator or a signed webhook
+(a bad signature, an old timestamp or a replay changes nothing)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from server.http.context import JOBS
+from server.services.billing import webhook_signature
+from server.settings_lifecycle import LifecycleSettings
+from tests.cli_support import vep, vep_env
+from tests.conftest import PkiService
+from tests.integration.test_deliveries import BOJAN, COURT, DEJAN, send
+from tests.mailbox_support import legal, natural, open_mailbox
+from tests.support import RunningServer, make_settings, running_server
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec-test-0123456789abcdef"
+
+
+@pytest.fixture
+async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
+    settings = make_settings(dev_pki, database_url)
+    rules = LifecycleSettings(scheduled_jobs=("outbox",), payment_webhook_secret=SECRET)
+    async with running_server(replace(settings, lifecycle=rules), dev_pki) as running:
+        await open_mailbox(running, "qualified-qscd", legal("primer"))
+        await open_mailbox(running, "delegate", natural("dejan", tax_number="12345679"))
+        await open_mailbox(running, "qualified", natural("bojan", tax_number="23456787"))
+        yield running
+
+
+async def billing(server: RunningServer) -> None:
+    result = await server.app[JOBS].run("billing", manual=True)
+    assert result.status == "ran", result
+
+
+async def invoices(
+    server: RunningServer, period: str | None = None
+) -> dict[str, dict[str, object]]:
+    """The subscription invoices of one month (the first one unless named), by mailbox."""
+    period = period or await server.services.pool.fetchval("SELECT min(period) FROM invoices")
+    rows = await server.services.pool.fetch(
+        """SELECT m.address, i.* FROM invoices i
+             JOIN mailboxes m USING (subscriber_id)
+            WHERE i.kind = 'subscription' AND i.period = $1""",
+        period,
+    )
+    return {r["address"]: dict(r) for r in rows}
+
+
+async def states(server: RunningServer) -> dict[str, str]:
+    rows = await server.services.pool.fetch("SELECT address, state FROM mailboxes")
+    return {r["address"]: r["state"] for r in rows}
+
+
+async def test_r8_2_r8_3_invoice_reminders_and_closure_on_day_30_not_29(
+    server: RunningServer, dev_pki, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    start = server.clock.now()
+    await billing(server)
+    await billing(server)  # once per subscriber and month
+    issued = await invoices(server)
+    assert set(issued) == {COURT, DEJAN, BOJAN}
+    prices = server.services.settings.lifecycle
+    assert issued[DEJAN]["amount_cents"] == prices.price_single_cents
+    assert issued[COURT]["due_at"] == start + timedelta(days=15)
+    numbers = [str(i["number"]) for i in issued.values()]
+    assert len(set(numbers)) == 3
+    due = issued[DEJAN]["due_at"]
+    assert isinstance(due, datetime)
+
+    server.clock.set(due + timedelta(days=7) - timedelta(seconds=1))
+    await billing(server)
+    assert {a: i["reminders_sent"] for a, i in (await invoices(server)).items()} == {
+        COURT: 0,
+        DEJAN: 0,
+        BOJAN: 0,
+    }
+    server.clock.set(due + timedelta(days=7))
+    await billing(server)
+    assert {i["reminders_sent"] for i in (await invoices(server)).values()} == {1}
+
+    # Dejan pays at the bank; the operator records it (by the CLI, as operators do)
+    env = vep_env(VEP_DATABASE_URL=database_url, VEP_DATA_DIR=str(dev_pki.directory.parent))
+    euros = f"{prices.price_single_cents / 100:.2f}"
+    record = ["admin", "payment", "record", str(issued[DEJAN]["number"]), euros]
+    record += ["--operator", "maja", "--reference", "UPN-1"]
+    paid = vep(*record, env=env)
+    assert paid.returncode == 0 and "paid" in paid.stdout, paid.stderr
+    again = vep(*record, env=env)
+    assert again.returncode == 1 and "replay" in again.stderr
+
+    server.clock.set(due + timedelta(days=21))
+    await billing(server)
+    sent = {a: i["reminders_sent"] for a, i in (await invoices(server)).items()}
+    assert sent == {COURT: 2, DEJAN: 1, BOJAN: 2}  # no reminder for a paid invoice
+
+    server.clock.set(due + timedelta(days=30) - timedelta(seconds=1))
+    await billing(server)
+    assert set((await states(server)).values()) == {"active"}
+    server.clock.set(due + timedelta(days=30))
+    await billing(server)
+    assert await states(server) == {COURT: "closed", DEJAN: "active", BOJAN: "closed"}
+    debt = await server.services.pool.fetchval(
+        "SELECT unpaid_debt_cents FROM subscribers s JOIN mailboxes m USING (subscriber_id) "
+        "WHERE m.address = $1",
+        BOJAN,
+    )
+    assert debt == prices.price_single_cents
+    notices = await server.services.pool.fetch(
+        "SELECT params FROM outbox WHERE kind = 'mailbox_notice' ORDER BY id"
+    )  # no mail server here: every notice is still queued, with its parameters
+    told = [n["params"]["notice"] for n in notices if n["params"]["mailbox"] == BOJAN]
+    assert told[0] == "invoice_issued" and told[-1] == "closed" and "payment_reminder" in told
+    stages = await server.services.pool.fetch(
+        "SELECT details FROM audit_events WHERE action = 'billing.reminder' ORDER BY seq"
+    )
+    bojans = [
+        d["details"]["stage"] for d in stages if d["details"]["invoice"] == issued[BOJAN]["number"]
+    ]
+    assert bojans == [1, 2]  # day 7 and day 21, each once
+    # closed: nobody sends to or from it (R8.3), and the debt refuses a new contract (R2.5)
+    assert (await send(server, "delegate", DEJAN, [BOJAN]))[0] in (403, 409, 422)
+    async with server.client("qualified") as bojan:
+        body = natural("bojan.novi", tax_number="23456787")
+        async with bojan.post("/api/v1/registrations", json=body) as r:
+            assert (r.status, (await r.json())["reason"]) == (403, "unpaid_debt")
+
+
+def _signed(body: bytes, at: int, secret: str = SECRET) -> dict[str, str]:
+    return {
+        "X-VEP-Timestamp": str(at),
+        "X-VEP-Signature": webhook_signature(secret, str(at), body),
+        "Content-Type": "application/json",
+    }
+
+
+async def test_r8_2_webhook_bad_signature_old_timestamp_or_replay_change_nothing(
+    server: RunningServer,
+) -> None:
+    await billing(server)
+    number = str((await invoices(server))[COURT]["number"])
+    amount = int((await invoices(server))[COURT]["amount_cents"])  # type: ignore[call-overload]
+    body = json.dumps({"event_id": "evt_1", "invoice": number, "amount_cents": amount}).encode()
+    now = int(server.clock.now().timestamp())
+    pool = server.services.pool
+
+    async def post(headers: dict[str, str], data: bytes = body) -> tuple[int, dict[str, object]]:
+        async with server.client() as provider:  # no client certificate
+            async with provider.post("/api/v1/payments/webhook", data=data, headers=headers) as r:
+                return r.status, await r.json(content_type=None)
+
+    async def recorded() -> tuple[int, int]:
+        return (
+            await pool.fetchval("SELECT count(*) FROM payments"),
+            await pool.fetchval(
+                "SELECT count(*) FROM audit_events WHERE action = 'billing.payment'"
+            ),
+        )
+
+    cases = [
+        (_signed(body, now, secret="another-secret-0123456789"), "bad_signature"),
+        ({**_signed(body, now), "X-VEP-Signature": "sha256=00"}, "bad_signature"),
+        (_signed(body, now - 301), "stale_timestamp"),  # 5 minutes and a second old
+        (_signed(body, now + 301), "stale_timestamp"),
+        ({"Content-Type": "application/json"}, "bad_signature"),
+    ]
+    for headers, reason in cases:
+        status, problem = await post(headers)
+        assert (status, problem["reason"]) == (400, reason), problem
+    tampered = body.replace(b'"amount_cents": ' + str(amount).encode(), b'"amount_cents": 1')
+    headers = _signed(body, now)
+    assert (await post(headers, tampered))[1]["reason"] == "bad_signature"
+    assert await recorded() == (0, 0)
+
+    status, ok = await post(_signed(body, now - 299))
+    assert (status, ok) == (200, {"invoice": number, "paid": True})
+    status, problem = await post(_signed(body, now))  # the same event again
+    assert (status, problem["reason"]) == (409, "replay")
+    assert await recorded() == (1, 1)
+
+
+async def test_r8_2_webhook_is_off_without_a_secret(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    async with running_server(make_settings(dev_pki, database_url), dev_pki) as server:
+        body = b'{"event_id": "e", "invoice": "x", "amount_cents": 1}'
+        async with server.client() as provider:
+            headers = _signed(body, int(datetime.now(UTC).timestamp()))
+            async with provider.post("/api/v1/payments/webhook", data=body, headers=headers) as r:
+                assert r.status == 404
