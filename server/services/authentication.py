@@ -111,6 +111,23 @@ class Authenticator:
         self._remember(key, _Entry(now, check))
         return check
 
+    async def recheck(self, certificate_der: bytes, actor: str) -> CertificateRefused | None:
+        """A fresh check for a job (R1.3, the ``sessions`` job): the refusal, or None.
+
+        Unlike :meth:`authenticate` it records no login (nobody logged in); a refusal is
+        audited and cached like any other, so this node refuses the certificate at once.
+        """
+        key = fingerprint(certificate_der)
+        now = self._clock.now()
+        try:
+            await self._checker.check(certificate_der)
+        except CertificateRefused as exc:
+            await self._audit_refusal(certificate_der, key, exc, actor, now)
+            if exc.reason not in _NOT_CACHED:
+                self._remember(key, _Entry(now, _Refusal(exc.reason, exc.detail, exc.data)))
+            return exc
+        return None
+
     def forget(self, certificate_der: bytes) -> None:
         self._cache.pop(fingerprint(certificate_der), None)
 

@@ -108,11 +108,9 @@ class SessionService:
             if not_after <= now:
                 reason = "expired"
             else:
-                try:
-                    await self._auth.authenticate(der, "job:sessions", force=True)
-                except CertificateRefused as exc:
-                    if exc.reason != "revocation_unknown":
-                        reason = exc.reason
+                refused = await self._auth.recheck(der, "job:sessions")
+                if refused is not None and refused.reason != "revocation_unknown":
+                    reason = refused.reason
             if reason is None:
                 continue
             count = await self._store.end_all_for_certificate(fp, now, reason)
