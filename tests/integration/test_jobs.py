@@ -29,6 +29,7 @@ from tests.support import RunningServer, make_settings, running_server
 pytestmark = pytest.mark.integration
 
 ALL_JOBS = {
+    "billing",
     "deemed-service",
     "retention",
     "content-sweep",
