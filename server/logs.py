@@ -37,6 +37,7 @@ def setup(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # pyHanko narrates every OCSP/CRL fetch at INFO; our own records say what was checked
-    for noisy in ("pyhanko", "pyhanko_certvalidator", "fontTools"):
+    # pyHanko narrates every OCSP/CRL fetch at INFO (our own records say what was checked),
+    # apscheduler every firing (the outbox fires every 2 s; the runner logs what a run did)
+    for noisy in ("pyhanko", "pyhanko_certvalidator", "fontTools", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

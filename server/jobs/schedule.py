@@ -60,6 +60,9 @@ class Schedule:
 
     def __str__(self) -> str:
         if self.kind == "every":
+            for unit, size in (("h", 3600), ("m", 60)):
+                if self.seconds >= size and self.seconds % size == 0:
+                    return f"every {self.seconds / size:g}{unit}"
             return f"every {self.seconds:g}s"
         if self.kind == "daily":
             return f"daily {self.hour:02d}:{self.minute:02d}"
