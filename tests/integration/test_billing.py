@@ -195,3 +195,30 @@ async def test_r8_2_webhook_is_off_without_a_secret(
             headers = _signed(body, int(datetime.now(UTC).timestamp()))
             async with provider.post("/api/v1/payments/webhook", data=body, headers=headers) as r:
                 assert r.status == 404
+
+
+async def test_r8_2_einvoice_quota_is_invoiced_once_a_year_in_advance(
+    server: RunningServer,
+) -> None:
+    kranjc = legal(
+        "kranjc",
+        registration_number="3456781",
+        tax_number="34567895",
+        name="Kranjc in partnerji, odvetniška družba o.p., d.o.o.",
+        einvoice=True,
+    )
+    await open_mailbox(server, "qualified", kranjc)
+    for moment in ("2027-02-10T08:00:00+00:00", "2027-03-10T08:00:00+00:00"):
+        server.clock.set(datetime.fromisoformat(moment))
+        await billing(server)
+    rows = await server.services.pool.fetch(
+        """SELECT i.kind, i.period, i.amount_cents FROM invoices i
+             JOIN mailboxes m USING (subscriber_id) WHERE m.address = 'kranjc@vep.si'
+            ORDER BY i.issued_at, i.kind"""
+    )
+    prices = server.services.settings.lifecycle
+    assert [(r["kind"], r["period"], r["amount_cents"]) for r in rows] == [
+        ("einvoice_quota", "2027", prices.price_einvoice_yearly_cents),
+        ("subscription", "2027-02", prices.price_multi_cents),
+        ("subscription", "2027-03", prices.price_multi_cents),
+    ]
