@@ -31,7 +31,6 @@ from .schedule import Schedule
 
 if TYPE_CHECKING:
     from ..services.container import Services
-    from ..store.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +84,17 @@ class JobRunner:
             raise UnknownJob(name)
         now = self._clock.now()
         slot = now if manual else self.schedules[name].slot(now)
-        async with self._pool.acquire() as conn:
-            if not await job_runs.try_lock(conn, name):
+        # The lock lives in a transaction of its own connection, held open for the run: it
+        # ends with that transaction however the run ends (returned, raised, cancelled, or
+        # the process killed and its connection lost), with no session state to undo on a
+        # pooled connection. The run's rows are written outside it, so others see them.
+        async with self._pool.acquire() as lock, lock.transaction():
+            if not await job_runs.try_lock(lock, name):
                 return RunResult(name, "busy", slot)
-            try:
-                return await self._locked(conn, job, slot, now, manual)
-            finally:
-                await job_runs.unlock(conn, name)
+            return await self._locked(self._pool, job, slot, now, manual)
 
     async def _locked(
-        self, conn: Connection, job: Job, slot: datetime, now: datetime, manual: bool
+        self, conn: job_runs.Executor, job: Job, slot: datetime, now: datetime, manual: bool
     ) -> RunResult:
         abandoned = await job_runs.abandon_running(conn, job.name, now)
         if abandoned:

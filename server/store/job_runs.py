@@ -1,10 +1,11 @@
 """``job_runs``: one row per run of a scheduled job (R8.7).
 
-A run is claimed on a connection that holds the job's session-level advisory lock for the
-whole run, so two nodes never run the same job at once; a node that dies loses the
-connection and with it the lock, and the next run finds its row still ``running`` and marks
-it ``abandoned``. The partial unique index ``job_runs_once`` keeps one live or successful
-scheduled run per (job, slot), which is what "runs once across nodes" means here.
+A run holds the job's transaction-level advisory lock, in a transaction kept open on a
+connection of its own for the whole run, so two nodes never run the same job at once; a
+node that dies loses the connection and with it the lock, and the next run finds its row
+still ``running`` and marks it ``abandoned``. The partial unique index ``job_runs_once``
+keeps one live or successful scheduled run per (job, slot), which is what "runs once
+across nodes" means here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import TYPE_CHECKING, Literal
 import asyncpg
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from .db import Connection
+
+    #: A connection, or the pool for a statement of its own (autocommit).
+    Executor: TypeAlias = Connection | asyncpg.Pool
 
 #: Advisory lock namespace (first key) of the jobs; the second key is hashtext(job name).
 JOB_LOCK_NAMESPACE = 0x5645_5002
@@ -44,19 +50,15 @@ def _run(row: asyncpg.Record) -> JobRun:
 
 
 async def try_lock(conn: Connection, job: str) -> bool:
-    """The job's advisory lock on this session, if no other session holds it."""
+    """The job's advisory lock until the caller's transaction ends, if nobody holds it."""
     return bool(
         await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, hashtext($2))", JOB_LOCK_NAMESPACE, job
+            "SELECT pg_try_advisory_xact_lock($1, hashtext($2))", JOB_LOCK_NAMESPACE, job
         )
     )
 
 
-async def unlock(conn: Connection, job: str) -> None:
-    await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", JOB_LOCK_NAMESPACE, job)
-
-
-async def abandon_running(conn: Connection, job: str, now: datetime) -> int:
+async def abandon_running(conn: Executor, job: str, now: datetime) -> int:
     """Runs left ``running`` by a dead node (the caller holds the lock, so none is alive)."""
     status = await conn.execute(
         """UPDATE job_runs SET outcome = 'abandoned', finished_at = $2, error = 'node lost'
@@ -67,7 +69,7 @@ async def abandon_running(conn: Connection, job: str, now: datetime) -> int:
     return int(status.split()[-1])
 
 
-async def slot_done(conn: Connection, job: str, slot: datetime) -> bool:
+async def slot_done(conn: Executor, job: str, slot: datetime) -> bool:
     return bool(
         await conn.fetchval(
             """SELECT EXISTS (SELECT 1 FROM job_runs WHERE job = $1 AND slot = $2
@@ -79,7 +81,7 @@ async def slot_done(conn: Connection, job: str, slot: datetime) -> bool:
 
 
 async def start(
-    conn: Connection, job: str, trigger: Trigger, slot: datetime, node: str, now: datetime
+    conn: Executor, job: str, trigger: Trigger, slot: datetime, node: str, now: datetime
 ) -> int:
     run_id: int = await conn.fetchval(
         """INSERT INTO job_runs (job, trigger, slot, node, started_at, outcome)
@@ -93,12 +95,12 @@ async def start(
     return run_id
 
 
-async def progress(conn: Connection, run_id: int, items: int) -> None:
+async def progress(conn: Executor, run_id: int, items: int) -> None:
     await conn.execute("UPDATE job_runs SET items = $2 WHERE run_id = $1", run_id, items)
 
 
 async def finish(
-    conn: Connection,
+    conn: Executor,
     run_id: int,
     outcome: Outcome,
     items: int,
@@ -116,7 +118,7 @@ async def finish(
     )
 
 
-async def forget(conn: Connection, run_id: int) -> None:
+async def forget(conn: Executor, run_id: int) -> None:
     """Drop an idle run of a frequent job (the outbox every few seconds): nothing to keep."""
     await conn.execute("DELETE FROM job_runs WHERE run_id = $1", run_id)
 
