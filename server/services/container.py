@@ -25,6 +25,7 @@ from .retention import RetentionService
 from .sessions import SessionService
 from .submission import SubmissionService
 from .sweep import ContentSweeper
+from .wind_down import WindDownService
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,4 @@ class Services:
     retention: RetentionService
     lifecycle: LifecycleService
     closure: ClosureService
+    wind_down: WindDownService

@@ -37,6 +37,7 @@ ALL_JOBS = {
     "post-termination",
     "personal-data",
     "sessions",
+    "wind-down",
     "outbox",
 }
 
