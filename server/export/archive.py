@@ -31,8 +31,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -63,8 +64,8 @@ Progress = Callable[[str, int, int], None]
 
 
 class ManifestSealer(Protocol):
-    async def seal(self, data: bytes) -> bytes:
-        """A detached CMS (DER) over ``data``."""
+    async def seal(self, data: IO[bytes]) -> bytes:
+        """A detached CMS (DER) over everything ``data`` holds, read as a stream."""
         ...
 
 
@@ -90,7 +91,7 @@ class ProviderSeal:
         self._stamper = _TokenStamper(timestamper) if timestamper is not None else None
         self.certificate = signer.certificates[0]
 
-    async def seal(self, data: bytes) -> bytes:
+    async def seal(self, data: IO[bytes]) -> bytes:
         signed = await self._signer.async_sign_general_data(
             data,
             "sha256",
@@ -167,6 +168,24 @@ class _HashingFile:
     def close(self) -> dict[str, Any]:
         self._file.close()
         return {"path": self.relative, "size": self.size, "sha256": self._hash.hexdigest()}
+
+
+class _Entries:
+    """The manifest's file entries, spooled to an anonymous temporary file (one JSON line
+    each) so that a million evidence files do not become a million dicts in memory."""
+
+    def __init__(self, spool: IO[bytes]) -> None:
+        self._spool = spool
+        self.count = 0
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self._spool.write(json.dumps(entry, sort_keys=True).encode() + b"\n")
+        self.count += 1
+
+    def lines(self) -> Iterator[bytes]:
+        self._spool.seek(0)
+        for line in self._spool:
+            yield line.rstrip(b"\n")
 
 
 @dataclass(frozen=True)
@@ -295,9 +314,7 @@ async def _table(
     return out.close(), done
 
 
-async def _evidence(
-    conn: Connection, root: Path, progress: Progress, files: list[dict[str, Any]]
-) -> int:
+async def _evidence(conn: Connection, root: Path, progress: Progress, files: _Entries) -> int:
     total: int = await conn.fetchval("SELECT count(*) FROM evidence")
     index = _HashingFile(root, "evidence.jsonl")
     done = 0
@@ -308,13 +325,13 @@ async def _evidence(
         relative = f"evidence/{row['delivery_id']}/{row['evidence_id']}.xml"
         xml = _HashingFile(root, relative)
         xml.write(bytes(row["xml"]))
-        files.append(xml.close())
+        files.add(xml.close())
         index.write(_line({**record(row, ("xml",)), "file": relative}))
         done += 1
         if done % PROGRESS_EVERY == 0:
             progress("evidence", done, total)
     progress("evidence", done, total)
-    files.append(index.close())
+    files.add(index.close())
     return done
 
 
@@ -350,9 +367,22 @@ def _prepare(to: Path) -> None:
     to.mkdir(parents=True, exist_ok=True)
 
 
-def _write(path: Path, data: bytes) -> None:
-    with path.open("xb") as f:
-        f.write(data)
+def _write_manifest(to: Path, meta: dict[str, Any], files: _Entries) -> dict[str, Any]:
+    """``manifest.json``: the metadata, then ``files`` with one entry a line, streamed."""
+    out = _HashingFile(to, MANIFEST)
+    head = json.dumps(meta, ensure_ascii=False, sort_keys=True, indent=1)
+    out.write(head.removesuffix("\n}").encode() + b',\n "files": [')
+    separator = b"\n  "
+    for line in files.lines():
+        out.write(separator + line)
+        separator = b",\n  "
+    out.write(b"\n ]\n}\n")
+    return out.close()
+
+
+async def _seal(to: Path, sealer: ManifestSealer) -> None:
+    with (to / MANIFEST).open("rb") as manifest, (to / SEAL).open("xb") as seal:
+        seal.write(await sealer.seal(manifest))
 
 
 async def export_archive(
@@ -370,33 +400,31 @@ async def export_archive(
     result = ExportResult(to)
     if before_snapshot is not None:
         await before_snapshot()
-    files: list[dict[str, Any]] = []
-    async with (
-        pool.acquire() as conn,
-        conn.transaction(isolation="repeatable_read", readonly=True),
-    ):
-        snapshot_at: datetime = await conn.fetchval("SELECT now()")
-        result.records["evidence"] = await _evidence(conn, to, progress, files)
-        for table in TABLES:
-            entry, count = await _table(conn, to, table, progress)
-            files.append(entry)
-            result.records[table.file.removesuffix(".jsonl")] = count
-        entry, count = await _audit(conn, to, progress)
-        files.append(entry)
-        result.records["audit"] = count
-    files.sort(key=lambda f: str(f["path"]))
-    manifest = {
-        "format": FORMAT,
-        "created_at": created_at.isoformat(),
-        "snapshot_at": snapshot_at.isoformat(),
-        "exported_by": operator,
-        "records": result.records,
-        "content_included": False,
-        "files": files,
-    }
-    data = json.dumps(manifest, ensure_ascii=False, sort_keys=True, indent=1).encode() + b"\n"
-    _write(to / MANIFEST, data)
-    _write(to / SEAL, await sealer.seal(data))
-    result.files = len(files)
-    result.manifest_sha256 = hashlib.sha256(data).hexdigest()
+    with tempfile.TemporaryFile() as spool:
+        files = _Entries(spool)
+        async with (
+            pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            snapshot_at: datetime = await conn.fetchval("SELECT now()")
+            result.records["evidence"] = await _evidence(conn, to, progress, files)
+            for table in TABLES:
+                entry, count = await _table(conn, to, table, progress)
+                files.add(entry)
+                result.records[table.file.removesuffix(".jsonl")] = count
+            entry, count = await _audit(conn, to, progress)
+            files.add(entry)
+            result.records["audit"] = count
+        meta = {
+            "format": FORMAT,
+            "created_at": created_at.isoformat(),
+            "snapshot_at": snapshot_at.isoformat(),
+            "exported_by": operator,
+            "records": result.records,
+            "content_included": False,
+        }
+        manifest = _write_manifest(to, meta, files)
+        result.files = files.count
+    await _seal(to, sealer)
+    result.manifest_sha256 = str(manifest["sha256"])
     return result
