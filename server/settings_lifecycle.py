@@ -55,6 +55,9 @@ class LifecycleSettings:
     operators: tuple[str, ...] = ()
     #: R8.5: the supervisory ministry's address, told of a wind-down.
     ministry_email: str | None = None
+    #: R8.5: how often (seconds) a node looks whether a wind-down became effective; once it
+    #: is, its phase follows from the clock alone and nothing is read again.
+    wind_down_check_seconds: int = 5
 
 
 def _int(key: str, value: Any, minimum: int = 0) -> int:
@@ -155,6 +158,7 @@ PARSERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     ),
     "operators": ("operators", _names),
     "ministry_email": ("ministry_email", _text),
+    "wind_down_check_seconds": ("wind_down_check_seconds", _int),
 }
 
 

@@ -37,22 +37,29 @@ def issuer_for(signer: Signer, policy_id: str = DEFAULT_POLICY_ID) -> IssuerDeta
     return IssuerDetails(provider_name(seal), policy_id, CertRef.of(seal))
 
 
+def timestamper_from_settings(settings: Settings, session: aiohttp.ClientSession) -> TimeStamper:
+    """The evidence TSA: ``VEP_TSA_URL`` over HTTP, the dev PKI's, or ``local`` in-process."""
+    if settings.tsa_url == "local":
+        return local_tsa_for(settings.pki_dir)
+    return HttpTimeStamper(tsa_url_for(settings), session, timeout=settings.fetch_timeout_seconds)
+
+
 def sealer_from_settings(
     settings: Settings, session: aiohttp.ClientSession, policy_id: str = DEFAULT_POLICY_ID
 ) -> EvidenceSealer:
     """The sealer the settings describe; raises NotQualified at once in a qualified
     configuration whose seal cannot be qualified (fail closed, R6.6)."""
     signer = load_signer(settings)
-    timestamper: TimeStamper
-    if settings.tsa_url == "local":
-        timestamper = local_tsa_for(settings.pki_dir)
-    else:
-        timestamper = HttpTimeStamper(
-            tsa_url_for(settings), session, timeout=settings.fetch_timeout_seconds
-        )
+    timestamper = timestamper_from_settings(settings, session)
     sealer = EvidenceSealer(signer, timestamper, issuer_for(signer, policy_id), settings.qualified)
     sealer.check_qualified()
     return sealer
 
 
-__all__ = ["DEFAULT_POLICY_ID", "issuer_for", "provider_name", "sealer_from_settings"]
+__all__ = [
+    "DEFAULT_POLICY_ID",
+    "issuer_for",
+    "provider_name",
+    "sealer_from_settings",
+    "timestamper_from_settings",
+]

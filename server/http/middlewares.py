@@ -34,6 +34,8 @@ PUBLIC_PREFIXES = (
     "/reference-list",
     "/api/v1/payments/webhook",
 )
+#: What still answers after a wind-down's day 45 (R8.5): monitoring only.
+CEASED_PREFIXES = ("/healthz", "/readyz", "/static/")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROBLEM_JSON = "application/problem+json"
 
@@ -133,6 +135,16 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 
 @web.middleware
+async def wind_down(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """R8.5: from day 45 of a wind-down the service answers operators only (the CLI); every
+    request but health and readiness is refused (403 ``service_ceased``)."""
+    if not request.path.startswith(CEASED_PREFIXES):
+        svc = services(request)
+        await svc.wind_down.gate.refuse_if_ceased(svc.clock.now())
+    return await handler(request)
+
+
+@web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """R1.1/R1.3: every request but health is authenticated by its client certificate."""
     if request.path.startswith(PUBLIC_PREFIXES):
@@ -184,4 +196,4 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-MIDDLEWARES = [request_context, errors, security_headers, authenticate, csrf]
+MIDDLEWARES = [request_context, errors, security_headers, wind_down, authenticate, csrf]

@@ -44,6 +44,10 @@ async def _personal_data(ctx: JobContext) -> int:
     return await ctx.services.lifecycle.remove_personal_data(ctx.now, ctx.done)
 
 
+async def _wind_down(ctx: JobContext) -> int:
+    return await ctx.services.wind_down.run(ctx.now, ctx.done)
+
+
 async def _sessions(ctx: JobContext) -> int:
     return await ctx.services.sessions.sweep(ctx.now, ctx.done)
 
@@ -113,6 +117,13 @@ def catalog(outbox_worker: OutboxWorker | None, outbox_seconds: float = 2.0) -> 
             "sessions whose certificate is revoked or expired are ended",
             Schedule.parse("every 15m"),
             _sessions,
+        ),
+        Job(
+            "wind-down",
+            "R8.5",
+            "in a wind-down: subscribers and the ministry told once; day 45 closes every mailbox",
+            Schedule.parse("every 1h"),
+            _wind_down,
         ),
     ]
     if outbox_worker is not None:

@@ -24,6 +24,11 @@ PARAMS: Mapping[str, frozenset[str]] = MappingProxyType(
         "delivery_waiting": frozenset({"mailbox"}),
         "email_confirmation": frozenset({"mailbox", "code"}),
         "mailbox_notice": frozenset({"mailbox", "notice"}),
+        # R8.5: the provider's wind-down, to each subscriber and to the ministry
+        "wind_down": frozenset({"mailbox", "formal_until", "access_until"}),
+        "wind_down_ministry": frozenset(
+            {"provider", "effective_at", "formal_until", "access_until", "mailboxes"}
+        ),
     }
 )
 

@@ -26,6 +26,7 @@ from .retention import RetentionService
 from .sessions import SessionService
 from .submission import SubmissionService
 from .sweep import ContentSweeper
+from .wind_down import WindDownService
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,4 @@ class Services:
     lifecycle: LifecycleService
     closure: ClosureService
     billing: BillingService
+    wind_down: WindDownService

@@ -38,6 +38,7 @@ from .mailboxes import Access
 
 if TYPE_CHECKING:
     from ..store.db import Connection
+    from .wind_down import WindDownGate
 
 MAX_METADATA = 64 * 1024
 #: A signed part is read back to verify its signature; larger signed parts are refused.
@@ -133,6 +134,7 @@ class SubmissionService:
         content: ContentStore,
         sealer: EvidenceSealer,
         anchors: Sequence[x509.Certificate] = (),
+        wind_down: WindDownGate | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -143,6 +145,7 @@ class SubmissionService:
         self._content = content
         self._sealer = sealer
         self._anchors = list(anchors)
+        self._wind_down = wind_down
 
     async def _metadata(self, access: Access, part: IncomingPart) -> dict[str, Any]:
         if part.field != "metadata":
@@ -190,6 +193,8 @@ class SubmissionService:
                 "Only a public body may send a return-receipt delivery (R5.2).",
                 "not_public_body",
             )
+        if kind == "return_receipt" and self._wind_down is not None:
+            await self._wind_down.refuse_formal(self._clock.now())  # R8.5, R5.6: day 30
         return {
             "kind": kind,
             "subject": subject,

@@ -25,6 +25,7 @@ from ..store.persons import PersonStore
 from ..store.registrations import RegistrationStore
 from ..store.retention import RetentionStore
 from ..store.sessions import SessionStore
+from ..store.wind_down import WindDownStore
 from ..trust.validation import CertificateChecker
 from ..validate.anchors import load_anchors
 from .acceptance import AcceptanceService
@@ -44,6 +45,7 @@ from .retention import RetentionService
 from .sessions import SessionService
 from .submission import SubmissionService
 from .sweep import ContentSweeper
+from .wind_down import WindDownGate, WindDownService
 
 
 def build_services(
@@ -64,6 +66,8 @@ def build_services(
     deliveries = DeliveryStore(pool, audit)
     register = FixtureRegister(settings.business_register)
     lifecycle = LifecycleStore(pool, audit)
+    wind_down_store = WindDownStore(pool, audit)
+    gate = WindDownGate(wind_down_store, settings.lifecycle.wind_down_check_seconds)
     authenticator = Authenticator(
         checker,
         persons,
@@ -122,6 +126,7 @@ def build_services(
             content,
             sealer,
             load_anchors(settings.anchor_paths),
+            wind_down=gate,
         ),
         delivery_access=reading,
         acceptance=AcceptanceService(
@@ -150,4 +155,5 @@ def build_services(
         lifecycle=LifecycleService(settings, clock, lifecycle, checker, register),
         closure=ClosureService(clock, lifecycle, checker),
         billing=BillingService(settings, clock, BillingStore(pool, audit, lifecycle)),
+        wind_down=WindDownService(settings, clock, wind_down_store, lifecycle, checker, gate),
     )

@@ -37,10 +37,8 @@ class CertificateHolding:
     certificates: tuple[bytes, ...]
 
 
-async def notify_mailbox(
-    conn: Connection, outbox: OutboxStore, address: str, notice: str, at: datetime
-) -> int:
-    """Queue ``notice`` to the mailbox's confirmed addresses and the subscriber's e-mail."""
+async def mailbox_emails(conn: Connection, address: str) -> list[str]:
+    """Where a mailbox's notices go: its confirmed addresses and the subscriber's e-mail."""
     rows = await conn.fetch(
         """SELECT email FROM notification_addresses
             WHERE address = $1 AND confirmed_at IS NOT NULL
@@ -49,16 +47,23 @@ async def notify_mailbox(
             WHERE m.address = $1 AND s.personal_data_removed_at IS NULL""",
         address,
     )
-    for row in rows:
-        if row["email"]:
-            await outbox.enqueue(
-                conn,
-                to=row["email"],
-                kind="mailbox_notice",
-                params={"mailbox": address, "notice": notice},
-                at=at,
-            )
-    return len(rows)
+    return [row["email"] for row in rows if row["email"]]
+
+
+async def notify_mailbox(
+    conn: Connection, outbox: OutboxStore, address: str, notice: str, at: datetime
+) -> int:
+    """Queue ``notice`` to the mailbox's confirmed addresses and the subscriber's e-mail."""
+    emails = await mailbox_emails(conn, address)
+    for email in emails:
+        await outbox.enqueue(
+            conn,
+            to=email,
+            kind="mailbox_notice",
+            params={"mailbox": address, "notice": notice},
+            at=at,
+        )
+    return len(emails)
 
 
 class LifecycleStore:

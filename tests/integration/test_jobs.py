@@ -38,6 +38,7 @@ ALL_JOBS = {
     "post-termination",
     "personal-data",
     "sessions",
+    "wind-down",
     "outbox",
 }
 

@@ -83,13 +83,28 @@ def test_every_kind_renders_slovenian_then_english() -> None:
         "delivery_waiting": {"mailbox": MAILBOX},
         "email_confirmation": {"mailbox": MAILBOX, "code": "Q7X4-92KD"},
         "mailbox_notice": {"mailbox": MAILBOX, "notice": "state_changed"},
+        "wind_down": {
+            "mailbox": MAILBOX,
+            "formal_until": "2027-01-05 12:00 UTC",
+            "access_until": "2027-01-20 12:00 UTC",
+        },
     }
-    assert set(cases) == set(templates.PARAMS)
+    ministry = {
+        "provider": "VEP (vep.si)",
+        "effective_at": "2026-12-06 12:00 UTC",
+        "formal_until": "2027-01-05 12:00 UTC",
+        "access_until": "2027-01-20 12:00 UTC",
+        "mailboxes": "3",
+    }
+    assert set(cases) | {"wind_down_ministry"} == set(templates.PARAMS)
     for kind, params in cases.items():
         subject, body = templates.render(kind, params)
         assert " / " in subject
         assert body.index("Pozdravljeni") < body.index("Hello")
         assert body.count(MAILBOX) == 2  # once per language
+    subject, body = templates.render("wind_down_ministry", ministry)
+    assert " / " in subject and body.index("Spoštovani") < body.index("Dear")
+    assert body.count("2027-01-20 12:00 UTC") == 2
     with pytest.raises(templates.TemplateError, match="UnexpectedParams"):
         templates.render("delivery_waiting", {"mailbox": MAILBOX, "subject": "Odločba"})
     with pytest.raises(templates.TemplateError, match="BadParam"):

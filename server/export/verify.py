@@ -1,0 +1,164 @@
+"""``vep admin verify-export DIR``: is the successor's archive intact and the provider's (R8.5)?
+
+In this order, stopping at the first problem:
+
+1. ``manifest.json.p7s`` is a detached CAdES signature over the exact bytes of
+   ``manifest.json``, intact (signature value, message digest, signature time-stamp) and by
+   a certificate that chains to a trust anchor (the configured anchors, the dev root in
+   development) — the validation tool of R6.4 (:mod:`server.validate`) decides;
+2. the manifest is ours (``format``) and names only safe relative paths;
+3. every file it lists exists with its size and SHA-256 (read in 1 MiB chunks), and the
+   directory holds no other file;
+4. ``audit.jsonl`` recomputes as an unbroken hash chain (R9.1), so the audit trail handed
+   over is checked on its own terms as well.
+
+No database and no network are needed: the successor runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from asn1crypto import x509
+
+from ..store.audit import GENESIS, record_hash
+from ..validate import validate
+from .archive import FORMAT, MANIFEST, SEAL
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    problem: str | None = None
+    files: int = 0
+    signer: str | None = None
+    sealed_at: datetime | None = None
+    audit_records: int = 0
+
+
+def _fail(
+    problem: str, signer: str | None = None, sealed_at: datetime | None = None, files: int = 0
+) -> VerifyResult:
+    return VerifyResult(False, problem, files, signer, sealed_at)
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _safe(relative: object) -> bool:
+    if not isinstance(relative, str) or not relative or "\\" in relative:
+        return False
+    path = PurePosixPath(relative)
+    return not path.is_absolute() and ".." not in path.parts and relative == str(path)
+
+
+def _audit_chain(path: Path) -> tuple[int, str | None]:
+    prev, expected, count = GENESIS, 1, 0
+    with path.open("rb") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+                seq = row["seq"]
+                digest = record_hash(
+                    prev,
+                    seq,
+                    datetime.fromisoformat(row["occurred_at"]),
+                    row["actor"],
+                    row["action"],
+                    row["outcome"],
+                    row["details"],
+                )
+                stored_prev, stored = bytes.fromhex(row["prev_hash"]), bytes.fromhex(row["hash"])
+            except (ValueError, KeyError, TypeError):
+                return count, f"audit.jsonl: record {expected} is not readable"
+            if seq != expected:
+                return count, f"audit.jsonl: record {expected} missing"
+            if stored_prev != prev:
+                return count, f"audit.jsonl: record {seq}: prev_hash does not match"
+            if digest != stored:
+                return count, f"audit.jsonl: record {seq} changed"
+            prev, expected, count = stored, expected + 1, count + 1
+    return count, None
+
+
+def _read(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read()
+
+
+def _check_files(directory: Path, listed: dict[str, tuple[int, str]]) -> str | None:
+    """The first listed file missing or changed, or a file the manifest does not list."""
+    present = {
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.is_file() or p.is_symlink()
+    } - {MANIFEST, SEAL}
+    for relative in sorted(listed):
+        path = directory / relative
+        if relative not in present or not path.is_file() or path.is_symlink():
+            return f"{relative} is missing"
+        if _digest(path) != listed[relative]:
+            return f"{relative} changed (its SHA-256 is not the sealed one)"
+    extra = sorted(present - set(listed))
+    return f"{extra[0]} is not in the manifest" if extra else None
+
+
+async def verify_archive(directory: Path, anchors: Sequence[x509.Certificate]) -> VerifyResult:
+    manifest_path, seal_path = directory / MANIFEST, directory / SEAL
+    for needed in (manifest_path, seal_path):
+        if not needed.is_file():
+            return _fail(f"{needed.name} is missing")
+    manifest_bytes, seal_bytes = _read(manifest_path), _read(seal_path)
+    report = await validate(seal_bytes, manifest_bytes, anchors)
+    if report.input_kind != "cades" or report.properties.get("detached") is not True:
+        return _fail(f"{SEAL} is not a detached CAdES signature")
+    if len(report.signatures) != 1:
+        return _fail(f"{SEAL} must hold exactly one signature")
+    signature = report.signatures[0]
+    if not report.intact:
+        issues = [
+            *report.errors,
+            *signature.errors,
+            *(e for t in signature.timestamps for e in t.errors),
+        ]
+        why = issues[0].message if issues else "not intact"
+        return _fail(f"the seal over {MANIFEST} does not verify: {why}")
+    if signature.trusted is not True:
+        return _fail(f"the seal's certificate is not trusted: {signature.trust_reason}")
+    stamped = [t.time for t in signature.timestamps if t.kind == "signature" and t.intact]
+    signer, sealed_at = signature.signer_subject, (stamped[0] if stamped else None)
+    try:
+        manifest = json.loads(manifest_bytes)
+        files = manifest["files"]
+        if manifest.get("format") != FORMAT or not isinstance(files, list):
+            raise ValueError
+        listed = {str(f["path"]): (int(f["size"]), str(f["sha256"])) for f in files}
+    except (ValueError, KeyError, TypeError):
+        return _fail(f"{MANIFEST} is not a {FORMAT} manifest", signer, sealed_at)
+    for relative in listed:
+        if not _safe(relative) or relative in (MANIFEST, SEAL):
+            return _fail(f"{MANIFEST} names an unsafe path: {relative!r}", signer, sealed_at)
+    problem = await asyncio.to_thread(_check_files, directory, listed)
+    if problem is not None:
+        return _fail(problem, signer, sealed_at)
+    records = 0
+    if "audit.jsonl" in listed:
+        records, problem = await asyncio.to_thread(_audit_chain, directory / "audit.jsonl")
+        if problem is not None:
+            return _fail(problem, signer, sealed_at, len(listed))
+    return VerifyResult(True, None, len(listed), signer, sealed_at, records)
