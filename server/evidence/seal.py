@@ -1,14 +1,15 @@
 """Seal evidence: XAdES-B enveloped signature of the provider, then XAdES-T (R6.2, R6.6).
 
-XAdES-B (ETSI EN 319 132-1 §4.3, baseline B-B, EN 319 132-2): signxml's ``XAdESSigner``
+XAdES-B (ETSI EN 319 132-1 §4.3, baseline B-B, EN 319 132-2): :class:`~.xades_b.XadesBSigner`
 writes an enveloped ``ds:Signature`` as the last child of ``Evidence``: one reference to the
 whole document (URI "" with the enveloped-signature transform), one to the signed
 properties (SigningTime, SigningCertificateV2, DataObjectFormat), one to KeyInfo; SHA-256
 throughout; the certificate chain in ``ds:X509Data`` and no KeyValue (the certificate is
-authoritative). Canonicalisation is inclusive C14N 1.0 on purpose: signxml writes the
-SignedProperties and KeyInfo references without a Transforms element but digests them with
-the signature's C14N, while XML-DSig (§4.4.3.2) and therefore xmlsec1 read a missing
-Transforms as inclusive C14N 1.0. With exclusive C14N xmlsec1 rejects those references.
+authoritative). It fills a template built once per sealer (signxml's generic signer, used
+before, rebuilt all of it per seal). Canonicalisation is inclusive C14N 1.0 on purpose: the
+SignedProperties and KeyInfo references have no Transforms element, which XML-DSig
+(§4.4.3.2) and therefore xmlsec1 read as inclusive C14N 1.0; the signature's C14N is the
+same, so every digest is over one canonical form.
 
 XAdES-T (EN 319 132-1 §5.3, B-T): an RFC 3161 token over the digest of the ``ds:
 SignatureValue`` element canonicalised with the algorithm named in the time-stamp's own
@@ -31,16 +32,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml.algorithms import (
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureConstructionMethod,
-    SignatureMethod,
-)
-from signxml.xades.xades import XAdESDataObjectFormat, XAdESSigner
+from signxml.algorithms import CanonicalizationMethod
 
 from ..trust.certs import qc_info
 from . import rfc3161
@@ -49,16 +43,13 @@ from .errors import NotQualified, SignerError, TimestampError
 from .model import CertRef, EventName, EvidenceEvent, IssuerDetails
 from .signer import Signer
 from .timestamper import TimeStamper
+from .xades_b import XadesBSigner
 
 DS = evidence_xml.DS_NS
 XADES = evidence_xml.XADES_NS
-C14N = CanonicalizationMethod.CANONICAL_XML_1_0
 #: The time-stamp input: exclusive C14N does not depend on where the element sits.
 TS_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 QCT_ESEAL = "qct_eseal"
-_FORMAT = XAdESDataObjectFormat(
-    Description="ETSI EN 319 522 evidence (VEP format 1)", MimeType="application/xml"
-)
 
 
 @dataclass(frozen=True)
@@ -115,12 +106,7 @@ class EvidenceSealer:
         self.qualified = qualified
         self._validate = validate_schema
         self._chain = list(certificates)
-        self._key = signer.private_key
-        self._method = (
-            SignatureMethod.ECDSA_SHA256
-            if isinstance(self._key, ec.EllipticCurvePrivateKey)
-            else SignatureMethod.RSA_SHA256
-        )
+        self._xades = XadesBSigner(signer.private_key, self._chain)
         problem = qualification_problem(signer) if qualified else None
         self._refusal = (problem.component, problem.detail) if problem else None
         if self._validate:
@@ -179,18 +165,8 @@ class EvidenceSealer:
             )
 
     def _sign(self, unsigned: etree._Element) -> etree._Element:
-        # A signer per seal: XAdESSigner remembers every Id it ever generated.
-        signer = XAdESSigner(
-            method=SignatureConstructionMethod.enveloped,
-            signature_algorithm=self._method,
-            digest_algorithm=DigestAlgorithm.SHA256,
-            c14n_algorithm=C14N,
-            data_object_format=_FORMAT,
-        )
-        signed: etree._Element = signer.sign(
-            unsigned, key=self._key, cert=self._chain, always_add_key_value=False
-        )
-        return signed
+        self._xades.sign(unsigned)
+        return unsigned
 
 
 def _one(root: etree._Element, path: str) -> etree._Element:
