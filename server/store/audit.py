@@ -2,8 +2,12 @@
 
 ``hash = SHA-256(prev_hash || canonical JSON of the record)``; the first record chains to
 32 zero bytes. Appends serialise on an advisory transaction lock so the chain has no forks
-even with several server nodes. Sealing each record with the provider's seal comes with the
-evidence issue; the chain already detects a changed, removed or inserted record.
+even with several server nodes. The lock is held until the caller's COMMIT, so an append
+is two statements (the lock; then reading the last record, hashing and inserting in one
+INSERT … SELECT, the hash computed by PostgreSQL from our canonical JSON) and should be the
+last thing a transaction does before it commits. Sealing each record with the provider's
+seal comes with the evidence issue; the chain already detects a changed, removed or
+inserted record.
 """
 
 from __future__ import annotations
@@ -45,18 +49,18 @@ class ChainReport:
     problem: str | None = None
 
 
-def record_hash(
-    prev_hash: bytes,
-    seq: int,
+def canonical_head(
     occurred_at: datetime,
     actor: str | None,
     action: str,
     outcome: str,
     details: dict[str, Any],
-) -> bytes:
+) -> str:
+    """The canonical JSON of a record up to its ``seq`` value: "seq" sorts last, so the
+    whole is ``head + str(seq) + "}"`` (which lets PostgreSQL finish it)."""
     canonical = json.dumps(
         {
-            "seq": seq,
+            "seq": 0,
             "occurred_at": occurred_at.isoformat(),
             "actor": actor,
             "action": action,
@@ -67,6 +71,23 @@ def record_hash(
         separators=(",", ":"),
         ensure_ascii=False,
     )
+    assert canonical.endswith(_SEQ_TAIL)
+    return canonical[: -len(_SEQ_TAIL)] + '"seq":'
+
+
+_SEQ_TAIL = '"seq":0}'
+
+
+def record_hash(
+    prev_hash: bytes,
+    seq: int,
+    occurred_at: datetime,
+    actor: str | None,
+    action: str,
+    outcome: str,
+    details: dict[str, Any],
+) -> bytes:
+    canonical = canonical_head(occurred_at, actor, action, outcome, details) + f"{seq}}}"
     return hashlib.sha256(prev_hash + canonical.encode("utf-8")).digest()
 
 
@@ -99,24 +120,36 @@ class AuditStore:
         details: dict[str, Any],
     ) -> AuditEvent:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)
-        last = await conn.fetchrow("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        seq = (last["seq"] + 1) if last else 1
-        prev = bytes(last["hash"]) if last else GENESIS
-        digest = record_hash(prev, seq, occurred_at, actor, action, outcome, details)
-        await conn.execute(
-            """INSERT INTO audit_events
+        # A new statement after the lock, so its snapshot sees the last committed record.
+        row = await conn.fetchrow(
+            """WITH last AS (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1),
+                    next AS (SELECT coalesce((SELECT seq FROM last), 0) + 1 AS seq,
+                                    coalesce((SELECT hash FROM last), $6::bytea) AS prev)
+               INSERT INTO audit_events
                    (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            seq,
+               SELECT next.seq, $1, $2, $3, $4, $5, next.prev,
+                      sha256(next.prev || convert_to($7 || next.seq::text || '}', 'UTF8'))
+                 FROM next
+               RETURNING seq, prev_hash, hash""",
             occurred_at,
             actor,
             action,
             outcome,
             details,
-            prev,
-            digest,
+            GENESIS,
+            canonical_head(occurred_at, actor, action, outcome, details),
         )
-        return AuditEvent(seq, occurred_at, actor, action, outcome, details, prev, digest)
+        assert row is not None
+        return AuditEvent(
+            row["seq"],
+            occurred_at,
+            actor,
+            action,
+            outcome,
+            details,
+            bytes(row["prev_hash"]),
+            bytes(row["hash"]),
+        )
 
     async def recent(self, limit: int = 50) -> list[AuditEvent]:
         rows = await self._pool.fetch(

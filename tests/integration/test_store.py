@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from server.store import migrate
-from server.store.audit import AuditStore
+from server.store.audit import GENESIS, AuditStore, record_hash
 from server.store.db import create_pool
 
 pytestmark = pytest.mark.integration
@@ -74,6 +74,26 @@ async def test_r9_1_chain_verifies_and_concurrent_appends_do_not_fork(database_u
         await asyncio.gather(*(store.append(now, None, "x", "info", {"i": i}) for i in range(20)))
         report = await store.verify()
         assert report.ok and report.records == 23
+    finally:
+        await pool.close()
+
+
+async def test_r9_1_the_hash_postgresql_computes_is_the_canonical_one(database_url: str) -> None:
+    """The append hashes in SQL (one round trip); verify() and record_hash() in Python."""
+    pool = await create_pool(database_url)
+    try:
+        store = AuditStore(pool)
+        at = datetime(2026, 11, 22, 8, 0, 0, 123456, tzinfo=UTC)
+        details = {"to": ["ana@vep.si"], "text": 'Pogodba št. 7 "ž" \u2028 <&>', "n": 1.5}
+        prev = GENESIS
+        for seq in (1, 2, 3):
+            event = await store.append(at, "p-1", "delivery.submit", "success", details)
+            assert (event.seq, event.prev_hash) == (seq, prev)
+            assert event.hash == record_hash(
+                prev, seq, at, "p-1", "delivery.submit", "success", details
+            )
+            prev = event.hash
+        assert (await store.verify()).ok
     finally:
         await pool.close()
 
