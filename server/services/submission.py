@@ -29,7 +29,13 @@ from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Par
 from ..evidence.seal import EvidenceSealer, SealedEvidence
 from ..settings import Settings
 from ..store.contacts import ContactStore
-from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, PartRow
+from ..store.deliveries import (
+    DeliveryRow,
+    DeliveryStore,
+    NewEvidence,
+    PartRow,
+    RecipientInactive,
+)
 from ..store.mailboxes import MailboxStore
 from ..store.outbox import OutboxStore
 from ..validate import validate
@@ -173,8 +179,11 @@ class SubmissionService:
             c.fail("to", "too_many")
             to = []  # no lookups for a list that is refused anyway
         recipients = list(dict.fromkeys(a.strip().lower() for a in to))
+        names: dict[str, str] = {}
         for i, address in enumerate(recipients):
             mailbox = await self._mailboxes.get(address)
+            if mailbox is not None:
+                names[address] = mailbox.display_name
             if mailbox is None:
                 c.fail(f"to[{i}]", "unknown_recipient")
             elif mailbox.state != "active":
@@ -196,6 +205,7 @@ class SubmissionService:
             "message": message,
             "reference": reference,
             "to": recipients,
+            "names": names,  # display names, for the evidence
         }
 
     async def submit(self, access: Access, parts: AsyncIterator[IncomingPart]) -> Submitted:
@@ -331,12 +341,8 @@ class SubmissionService:
             access.mailbox.address,
             CertRef.from_facts(access.check.facts),
         )
-        recipients = []
-        for address in meta["to"]:
-            mailbox = await self._mailboxes.get(address)
-            if mailbox is None or mailbox.state != "active":  # changed during the upload
-                raise Conflict(f"{address} can no longer receive (R5.6).", "recipient_not_active")
-            recipients.append(Party(mailbox.display_name, address))
+        # Whether each mailbox is still active is checked again by the INSERT (R5.6).
+        recipients = [Party(meta["names"][address], address) for address in meta["to"]]
         content = tuple(ContentPart(p.name, p.media_type, p.size, p.sha256) for p in stored)
         subject_sha = hashlib.sha256(meta["subject"].encode("utf-8")).hexdigest()
 
@@ -391,30 +397,40 @@ class SubmissionService:
     ) -> None:
         """The submission's rows, evidence and notifications, in the caller's transaction."""
         kind: str = meta["kind"]
-        await self._deliveries.insert_submission(
+        try:
+            notify = await self._deliveries.insert_submission(
+                conn,
+                delivery_id=delivery_id,
+                kind=kind,
+                sender_address=access.mailbox.address,
+                sender_person_id=access.actor,
+                sender_fingerprint=access.check.facts.fingerprint,
+                subject=meta["subject"],
+                message=meta["message"],
+                reference=meta["reference"],
+                submitted_at=now,
+                wrapped_key=wrapped.blob,
+                key_version=wrapped.version,
+                parts=stored,
+                recipients=meta["to"],
+                awaiting_acceptance=kind == "return_receipt",
+                evidence=evidence,
+            )
+        except RecipientInactive as exc:  # changed during the upload
+            raise Conflict(
+                f"{exc.address} can no longer receive (R5.6).", "recipient_not_active"
+            ) from None
+        for address, email in notify:  # R5.4: a hint by e-mail, no content
+            await self._outbox.enqueue(
+                conn, to=email, kind="delivery_waiting", params={"mailbox": address}, at=now
+            )
+        await self._deliveries.audit_submission(  # last: it holds the audit chain's lock
             conn,
             delivery_id=delivery_id,
             kind=kind,
             sender_address=access.mailbox.address,
             sender_person_id=access.actor,
-            sender_fingerprint=access.check.facts.fingerprint,
-            subject=meta["subject"],
-            message=meta["message"],
-            reference=meta["reference"],
             submitted_at=now,
-            wrapped_key=wrapped.blob,
-            key_version=wrapped.version,
-            parts=stored,
+            parts=len(stored),
             recipients=meta["to"],
-            awaiting_acceptance=kind == "return_receipt",
-            evidence=evidence,
         )
-        for address in meta["to"]:  # R5.4: a hint by e-mail, no content
-            for email in await self._contacts.confirmed(conn, address):
-                await self._outbox.enqueue(
-                    conn,
-                    to=email,
-                    kind="delivery_waiting",
-                    params={"mailbox": address},
-                    at=now,
-                )

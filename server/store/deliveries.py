@@ -109,6 +109,14 @@ class ListedDelivery:
     state: str | None
 
 
+class RecipientInactive(Exception):
+    """A recipient's mailbox stopped being active before the submission committed (R5.6)."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(address)
+        self.address = address
+
+
 class ReceiptUsed(Exception):
     """The vročilnica was already used for an acceptance (a replay)."""
 
@@ -157,13 +165,43 @@ class DeliveryStore:
         recipients: list[str],
         awaiting_acceptance: bool,
         evidence: list[NewEvidence],
-    ) -> None:
-        """Write the whole submission inside the caller's transaction (``conn``)."""
-        await conn.execute(
-            """INSERT INTO deliveries (delivery_id, kind, sender_address, sender_person_id,
-                   sender_fingerprint, subject, message, reference, submitted_at, wrapped_key,
-                   key_version)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+    ) -> list[tuple[str, str]]:
+        """Write the submission inside the caller's transaction (``conn``), in one statement:
+        the delivery, its parts, its recipients — only those whose mailbox is active now
+        (R5.6; :class:`RecipientInactive` otherwise) — and its evidence. Returns where to
+        notify (R5.4): (recipient address, confirmed e-mail) pairs. The caller then appends
+        the audit record with :meth:`audit_submission`, last before its COMMIT."""
+        state = "awaiting_acceptance" if awaiting_acceptance else "consigned"
+        notified = submitted_at if awaiting_acceptance else None
+        row = await conn.fetchrow(
+            """WITH delivery AS (
+                   INSERT INTO deliveries (delivery_id, kind, sender_address, sender_person_id,
+                       sender_fingerprint, subject, message, reference, submitted_at,
+                       wrapped_key, key_version)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)),
+               parts AS (
+                   INSERT INTO delivery_parts (delivery_id, part_no, name, media_type, size,
+                       sha256, locator, ciphertext_size, sender_signature)
+                   SELECT $1, p.* FROM unnest($12::integer[], $13::text[], $14::text[],
+                       $15::bigint[], $16::text[], $17::text[], $18::bigint[], $19::jsonb[]) p),
+               recipients AS (
+                   INSERT INTO delivery_recipients (delivery_id, recipient_address, state,
+                       consigned_at, notified_at)
+                   SELECT $1, m.address, $21, $9, $22 FROM mailboxes m
+                    WHERE m.address = ANY($20::text[]) AND m.state = 'active'
+                   RETURNING recipient_address),
+               evidence AS (
+                   INSERT INTO evidence (evidence_id, delivery_id, recipient_address, event,
+                       event_time, xml, sha256, qualified)
+                   SELECT e.id, $1, e.recipient, e.event, e.at, e.xml, e.sha256, e.qualified
+                     FROM unnest($23::uuid[], $24::text[], $25::text[], $26::timestamptz[],
+                       $27::bytea[], $28::text[], $29::boolean[])
+                       e(id, recipient, event, at, xml, sha256, qualified))
+               SELECT (SELECT array_agg(recipient_address) FROM recipients) AS consigned,
+                      (SELECT array_agg(ARRAY[address, email] ORDER BY address, email)
+                         FROM notification_addresses
+                        WHERE address = ANY($20::text[]) AND confirmed_at IS NOT NULL)
+                        AS notify""",
             delivery_id,
             kind,
             sender_address,
@@ -175,36 +213,45 @@ class DeliveryStore:
             submitted_at,
             wrapped_key,
             key_version,
+            [p.part_no for p in parts],
+            [p.name for p in parts],
+            [p.media_type for p in parts],
+            [p.size for p in parts],
+            [p.sha256 for p in parts],
+            [p.locator for p in parts],
+            [p.ciphertext_size for p in parts],
+            [p.sender_signature for p in parts],
+            recipients,
+            state,
+            notified,
+            [ev.evidence_id for ev in evidence],
+            [ev.recipient_address for ev in evidence],
+            [ev.event for ev in evidence],
+            [ev.event_time for ev in evidence],
+            [ev.xml for ev in evidence],
+            [ev.sha256 for ev in evidence],
+            [ev.qualified for ev in evidence],
         )
-        await conn.executemany(
-            """INSERT INTO delivery_parts (delivery_id, part_no, name, media_type, size, sha256,
-                   locator, ciphertext_size, sender_signature)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-            [
-                (
-                    delivery_id,
-                    p.part_no,
-                    p.name,
-                    p.media_type,
-                    p.size,
-                    p.sha256,
-                    p.locator,
-                    p.ciphertext_size,
-                    p.sender_signature,
-                )
-                for p in parts
-            ],
-        )
-        state = "awaiting_acceptance" if awaiting_acceptance else "consigned"
-        notified = submitted_at if awaiting_acceptance else None
-        await conn.executemany(
-            """INSERT INTO delivery_recipients (delivery_id, recipient_address, state,
-                   consigned_at, notified_at)
-               VALUES ($1, $2, $3, $4, $5)""",
-            [(delivery_id, r, state, submitted_at, notified) for r in recipients],
-        )
-        for ev in evidence:
-            await insert_evidence(conn, delivery_id, ev)
+        assert row is not None
+        missing = sorted(set(recipients) - set(row["consigned"] or ()))
+        if missing:
+            raise RecipientInactive(missing[0])
+        return [(address, email) for address, email in row["notify"] or ()]
+
+    async def audit_submission(
+        self,
+        conn: Connection,
+        *,
+        delivery_id: uuid.UUID,
+        kind: str,
+        sender_address: str,
+        sender_person_id: str,
+        submitted_at: datetime,
+        parts: int,
+        recipients: list[str],
+    ) -> None:
+        """The submission's audit record (R9.1), in the caller's transaction; it takes the
+        chain's lock until COMMIT, so it comes last."""
         await self._audit.append(
             submitted_at,
             sender_person_id,
@@ -215,7 +262,7 @@ class DeliveryStore:
                 "kind": kind,
                 "from": sender_address,
                 "to": recipients,
-                "parts": len(parts),
+                "parts": parts,
             },
             conn=conn,
         )
