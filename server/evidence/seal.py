@@ -121,13 +121,13 @@ class EvidenceSealer:
         """Evidence for ``event``, sealed (XAdES-B) and time-stamped (XAdES-T)."""
         self.check_qualified()
         self._check_validity()
-        unsigned = evidence_xml.build(event, self._issuer, self.qualified)
+        signed = evidence_xml.build(event, self._issuer, self.qualified)
         if self._signer.hardware_backed:
             # A real HSM may take tens of milliseconds: keep it off the event loop.
-            signed = await asyncio.to_thread(self._sign, unsigned)
+            signature = await asyncio.to_thread(self._xades.sign, signed)
         else:
-            signed = self._sign(unsigned)
-        signature_value = _one(signed, f"{{{DS}}}Signature/{{{DS}}}SignatureValue")
+            signature = self._xades.sign(signed)
+        signature_value = _one(signature, f"{{{DS}}}SignatureValue")
         digest = hashlib.sha256(etree.tostring(signature_value, method="c14n", exclusive=True))
         stamp = await self._timestamper.stamp(digest.digest(), "sha256")
         if stamp.hash_name != "sha256" or stamp.imprint != digest.digest():
@@ -141,7 +141,7 @@ class EvidenceSealer:
                 f"the time-stamp of {tsa} is not qualified "
                 "(no EN 319 422 qtstStatement, no QcCompliance)",
             )
-        _add_signature_timestamp(signed, stamp.der)
+        _add_signature_timestamp(signature, stamp.der)
         if self._validate:
             evidence_xml.validate(signed)
         data = evidence_xml.to_bytes(signed)
@@ -164,10 +164,6 @@ class EvidenceSealer:
                 f"({leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d})"
             )
 
-    def _sign(self, unsigned: etree._Element) -> etree._Element:
-        self._xades.sign(unsigned)
-        return unsigned
-
 
 def _one(root: etree._Element, path: str) -> etree._Element:
     found = root.findall(path)
@@ -177,9 +173,8 @@ def _one(root: etree._Element, path: str) -> etree._Element:
     return element
 
 
-def _add_signature_timestamp(signed: etree._Element, token: bytes) -> None:
+def _add_signature_timestamp(signature: etree._Element, token: bytes) -> None:
     """``xades:UnsignedProperties/UnsignedSignatureProperties/SignatureTimeStamp``."""
-    signature = _one(signed, f"{{{DS}}}Signature")
     qualifying = _one(signature, f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties")
     unsigned = etree.SubElement(qualifying, f"{{{XADES}}}UnsignedProperties")
     properties = etree.SubElement(unsigned, f"{{{XADES}}}UnsignedSignatureProperties")
