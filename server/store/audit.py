@@ -1,11 +1,11 @@
 """The audit trail (R9.1): append-only rows, each chained to the previous by SHA-256.
 
 ``hash = SHA-256(prev_hash || canonical JSON of the record)``; the first record chains to
-32 zero bytes. Appends serialise on an advisory transaction lock so the chain has no forks
-even with several server nodes. The lock is held until the caller's COMMIT, so an append
-is two statements (the lock; then reading the last record, hashing and inserting in one
-INSERT … SELECT, the hash computed by PostgreSQL from our canonical JSON) and should be the
-last thing a transaction does before it commits. Sealing each record with the provider's
+32 zero bytes. Appends serialise on the row lock of ``audit_head`` (migration 0006), so the
+chain has no forks even with several server nodes. An append is one statement: it updates
+the head (PostgreSQL finishes our canonical JSON with the next seq and computes the hash)
+and inserts the record. The row lock is held until the caller's COMMIT, so an append should
+be the last thing a transaction does before it commits. Sealing each record with the provider's
 seal comes with the evidence issue; the chain already detects a changed, removed or
 inserted record.
 """
@@ -23,7 +23,6 @@ import asyncpg
 if TYPE_CHECKING:
     from .db import Connection
 
-AUDIT_LOCK = 0x5645_5002
 GENESIS = bytes(32)
 
 
@@ -119,27 +118,28 @@ class AuditStore:
         outcome: str,
         details: dict[str, Any],
     ) -> AuditEvent:
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)
-        # A new statement after the lock, so its snapshot sees the last committed record.
+        # UPDATE waits for the row lock of a concurrent append, then continues from the head
+        # that append committed (READ COMMITTED re-reads an updated row): no fork.
         row = await conn.fetchrow(
-            """WITH last AS (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1),
-                    next AS (SELECT coalesce((SELECT seq FROM last), 0) + 1 AS seq,
-                                    coalesce((SELECT hash FROM last), $6::bytea) AS prev)
+            """WITH head AS (
+                   UPDATE audit_head
+                      SET seq = seq + 1,
+                          prev_hash = hash,
+                          hash = sha256(hash || convert_to($6 || (seq + 1)::text || '}', 'UTF8'))
+                   RETURNING seq, prev_hash, hash)
                INSERT INTO audit_events
                    (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
-               SELECT next.seq, $1, $2, $3, $4, $5, next.prev,
-                      sha256(next.prev || convert_to($7 || next.seq::text || '}', 'UTF8'))
-                 FROM next
+               SELECT seq, $1, $2, $3, $4, $5, prev_hash, hash FROM head
                RETURNING seq, prev_hash, hash""",
             occurred_at,
             actor,
             action,
             outcome,
             details,
-            GENESIS,
             canonical_head(occurred_at, actor, action, outcome, details),
         )
-        assert row is not None
+        if row is None:
+            raise RuntimeError("the audit chain has no head row (migration 0006)")
         return AuditEvent(
             row["seq"],
             occurred_at,

@@ -136,3 +136,50 @@ async def test_r9_1_tampering_by_the_owner_is_detected(
         assert report.problem == problem
     finally:
         await pool.close()
+
+
+async def test_r9_1_migration_0006_continues_an_existing_chain(empty_database_url: str) -> None:
+    """A database with records appended before ``audit_head`` existed: the head starts at
+    its last record, and the chain goes on without a gap or a fork."""
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        before_head = [m for m in migrate.available() if m.version < 6]
+        for migration in before_head:
+            await conn.execute(migration.sql)
+        prev = GENESIS
+        at = datetime(2026, 11, 20, tzinfo=UTC)
+        for seq in (1, 2):
+            digest = record_hash(prev, seq, at, "p", "old", "success", {"seq": seq})
+            await conn.execute(
+                """INSERT INTO audit_events
+                       (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
+                   VALUES ($1, $2, 'p', 'old', 'success', $3::jsonb, $4, $5)""",
+                seq,
+                at,
+                f'{{"seq": {seq}}}',
+                prev,
+                digest,
+            )
+            prev = digest
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in before_head:
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )
+        assert await migrate.apply(conn) == ["0006_audit_head.sql"]
+    finally:
+        await conn.close()
+    pool = await create_pool(empty_database_url)
+    try:
+        store = AuditStore(pool)
+        event = await store.append(at, "p", "new", "success", {})
+        assert (event.seq, event.prev_hash) == (3, prev)
+        report = await store.verify()
+        assert report.ok and report.records == 3
+    finally:
+        await pool.close()
