@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from cryptography import x509
 
 from ..clock import Clock
@@ -370,18 +371,17 @@ class SubmissionService:
         sealed = await asyncio.gather(*(self._sealer.seal(ev) for ev, _ in plan))
         evidence = [new_evidence(s, r) for s, (_, r) in zip(sealed, plan, strict=True)]
         async with self._deliveries.pool.acquire() as conn:
-            transaction = conn.transaction()
-            await transaction.start()
+            # One statement outside a transaction: its own transaction. From the moment it
+            # is sent its outcome may be unknown (a lost answer, a cancelled task): the
+            # files must stay, or a committed delivery could lose its content. Orphans, if
+            # it did fail, are the content sweep's. An error answer means nothing was
+            # written, and the files go.
+            committing.set()
             try:
                 await self._write(conn, access, meta, delivery_id, wrapped, stored, evidence, now)
-            except BaseException:
-                await asyncio.shield(transaction.rollback())
+            except (asyncpg.PostgresError, RecipientInactive, Conflict):
+                committing.clear()
                 raise
-            # From here the outcome of COMMIT may be unknown (a lost answer, a cancelled
-            # task): the files must stay, or a committed delivery could lose its content.
-            # Orphans, if the commit did fail, are the content sweep's.
-            committing.set()
-            await transaction.commit()
         return Submitted(delivery_id, kind, tuple(meta["to"]), tuple(sealed))
 
     async def _write(
@@ -395,10 +395,11 @@ class SubmissionService:
         evidence: list[NewEvidence],
         now: datetime,
     ) -> None:
-        """The submission's rows, evidence and notifications, in the caller's transaction."""
+        """The submission's rows, evidence, notifications (R5.4: a hint by e-mail, no
+        content) and audit record, committed by one statement."""
         kind: str = meta["kind"]
         try:
-            notify = await self._deliveries.insert_submission(
+            await self._deliveries.insert_submission(
                 conn,
                 delivery_id=delivery_id,
                 kind=kind,
@@ -415,22 +416,9 @@ class SubmissionService:
                 recipients=meta["to"],
                 awaiting_acceptance=kind == "return_receipt",
                 evidence=evidence,
+                notify_kind="delivery_waiting",
             )
         except RecipientInactive as exc:  # changed during the upload
             raise Conflict(
                 f"{exc.address} can no longer receive (R5.6).", "recipient_not_active"
             ) from None
-        for address, email in notify:  # R5.4: a hint by e-mail, no content
-            await self._outbox.enqueue(
-                conn, to=email, kind="delivery_waiting", params={"mailbox": address}, at=now
-            )
-        await self._deliveries.audit_submission(  # last: it holds the audit chain's lock
-            conn,
-            delivery_id=delivery_id,
-            kind=kind,
-            sender_address=access.mailbox.address,
-            sender_person_id=access.actor,
-            submitted_at=now,
-            parts=len(stored),
-            recipients=meta["to"],
-        )

@@ -90,6 +90,36 @@ def record_hash(
     return hashlib.sha256(prev_hash + canonical.encode("utf-8")).digest()
 
 
+def append_ctes(at: str, actor: str, action: str, outcome: str, details: str, head: str) -> str:
+    """An append as two CTEs (``audit_head_next``, ``audit_record``, which returns seq,
+    prev_hash and hash) for a caller's statement; the arguments are SQL expressions
+    (parameters) for the record's fields and its :func:`canonical_head`.
+
+    The UPDATE waits for the row lock of a concurrent append, then continues from the head
+    that append committed (READ COMMITTED re-reads an updated row): no fork. The lock is
+    held until the statement's transaction commits.
+    """
+    return f"""audit_head_next AS (
+                   UPDATE audit_head
+                      SET seq = seq + 1,
+                          prev_hash = hash,
+                          hash = sha256(hash || convert_to({head} || (seq + 1)::text || '}}',
+                                                           'UTF8'))
+                   RETURNING seq, prev_hash, hash),
+               audit_record AS (
+                   INSERT INTO audit_events
+                       (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
+                   SELECT seq, {at}, {actor}, {action}, {outcome}, {details}, prev_hash, hash
+                     FROM audit_head_next
+                   RETURNING seq, prev_hash, hash)"""  # noqa: S608 (placeholders, fixed literals)
+
+
+_APPEND = (
+    f"WITH {append_ctes('$1', '$2', '$3', '$4', '$5', '$6')} "  # noqa: S608 (placeholders)
+    "SELECT seq, prev_hash, hash FROM audit_record"
+)
+
+
 class AuditStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -118,19 +148,8 @@ class AuditStore:
         outcome: str,
         details: dict[str, Any],
     ) -> AuditEvent:
-        # UPDATE waits for the row lock of a concurrent append, then continues from the head
-        # that append committed (READ COMMITTED re-reads an updated row): no fork.
         row = await conn.fetchrow(
-            """WITH head AS (
-                   UPDATE audit_head
-                      SET seq = seq + 1,
-                          prev_hash = hash,
-                          hash = sha256(hash || convert_to($6 || (seq + 1)::text || '}', 'UTF8'))
-                   RETURNING seq, prev_hash, hash)
-               INSERT INTO audit_events
-                   (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
-               SELECT seq, $1, $2, $3, $4, $5, prev_hash, hash FROM head
-               RETURNING seq, prev_hash, hash""",
+            _APPEND,
             occurred_at,
             actor,
             action,

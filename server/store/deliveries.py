@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from .audit import AuditStore
+from .audit import AuditStore, append_ctes, canonical_head
 
 if TYPE_CHECKING:
     from .db import Connection
@@ -109,6 +109,46 @@ class ListedDelivery:
     state: str | None
 
 
+#: The audit action of a submission (R9.1).
+SUBMIT = "delivery.submit"
+_AUDIT = append_ctes("$9", "$4", f"'{SUBMIT}'", "'success'", "$31", "$32")
+#: The submission in one statement (see :meth:`DeliveryStore.insert_submission`).
+_INSERT_SUBMISSION = f"""WITH delivery AS (
+                   INSERT INTO deliveries (delivery_id, kind, sender_address, sender_person_id,
+                       sender_fingerprint, subject, message, reference, submitted_at,
+                       wrapped_key, key_version)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)),
+               parts AS (
+                   INSERT INTO delivery_parts (delivery_id, part_no, name, media_type, size,
+                       sha256, locator, ciphertext_size, sender_signature)
+                   SELECT $1, p.* FROM unnest($12::integer[], $13::text[], $14::text[],
+                       $15::bigint[], $16::text[], $17::text[], $18::bigint[], $19::jsonb[]) p),
+               recipients AS (
+                   INSERT INTO delivery_recipients (delivery_id, recipient_address, state,
+                       consigned_at, notified_at)
+                   SELECT $1, m.address, $21, $9, $22
+                     FROM unnest($20::text[]) a(address)
+                     LEFT JOIN mailboxes m ON m.address = a.address AND m.state = 'active'
+                   RETURNING recipient_address),
+               evidence AS (
+                   INSERT INTO evidence (evidence_id, delivery_id, recipient_address, event,
+                       event_time, xml, sha256, qualified)
+                   SELECT e.id, $1, e.recipient, e.event, e.at, e.xml, e.sha256, e.qualified
+                     FROM unnest($23::uuid[], $24::text[], $25::text[], $26::timestamptz[],
+                       $27::bytea[], $28::text[], $29::boolean[])
+                       e(id, recipient, event, at, xml, sha256, qualified)),
+               notify AS (
+                   INSERT INTO outbox (created_at, recipient, kind, params, next_attempt_at)
+                   SELECT $9, n.email, $30, jsonb_build_object('mailbox', n.address), $9
+                     FROM notification_addresses n
+                    WHERE n.address = ANY($20::text[]) AND n.confirmed_at IS NOT NULL
+                   RETURNING id),
+               {_AUDIT}
+               SELECT (SELECT count(*) FROM recipients) AS consigned,
+                      (SELECT count(*) FROM notify) AS queued,
+                      (SELECT seq FROM audit_record) AS audit_seq"""  # noqa: S608 (no values)
+
+
 class RecipientInactive(Exception):
     """A recipient's mailbox stopped being active before the submission committed (R5.6)."""
 
@@ -165,107 +205,84 @@ class DeliveryStore:
         recipients: list[str],
         awaiting_acceptance: bool,
         evidence: list[NewEvidence],
-    ) -> list[tuple[str, str]]:
-        """Write the submission inside the caller's transaction (``conn``), in one statement:
-        the delivery, its parts, its recipients — only those whose mailbox is active now
-        (R5.6; :class:`RecipientInactive` otherwise) — and its evidence. Returns where to
-        notify (R5.4): (recipient address, confirmed e-mail) pairs. The caller then appends
-        the audit record with :meth:`audit_submission`, last before its COMMIT."""
+        notify_kind: str,
+    ) -> int:
+        """Write the whole submission in one statement — on a connection outside a
+        transaction, its own transaction, committed when it returns: the delivery, its
+        parts, its recipients, its evidence, a ``notify_kind`` e-mail to each confirmed
+        notification address of each recipient (R5.4) and the audit record (R9.1).
+
+        Each recipient's mailbox must still be active (R5.6): an inactive one would leave
+        ``recipient_address`` NULL, which NOT NULL refuses, and :class:`RecipientInactive`
+        is raised with nothing written. One statement also means the audit chain's lock is
+        held only while PostgreSQL finishes the statement and flushes the commit, never
+        across a round trip to us. Returns the number of e-mails queued."""
         state = "awaiting_acceptance" if awaiting_acceptance else "consigned"
         notified = submitted_at if awaiting_acceptance else None
-        row = await conn.fetchrow(
-            """WITH delivery AS (
-                   INSERT INTO deliveries (delivery_id, kind, sender_address, sender_person_id,
-                       sender_fingerprint, subject, message, reference, submitted_at,
-                       wrapped_key, key_version)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)),
-               parts AS (
-                   INSERT INTO delivery_parts (delivery_id, part_no, name, media_type, size,
-                       sha256, locator, ciphertext_size, sender_signature)
-                   SELECT $1, p.* FROM unnest($12::integer[], $13::text[], $14::text[],
-                       $15::bigint[], $16::text[], $17::text[], $18::bigint[], $19::jsonb[]) p),
-               recipients AS (
-                   INSERT INTO delivery_recipients (delivery_id, recipient_address, state,
-                       consigned_at, notified_at)
-                   SELECT $1, m.address, $21, $9, $22 FROM mailboxes m
-                    WHERE m.address = ANY($20::text[]) AND m.state = 'active'
-                   RETURNING recipient_address),
-               evidence AS (
-                   INSERT INTO evidence (evidence_id, delivery_id, recipient_address, event,
-                       event_time, xml, sha256, qualified)
-                   SELECT e.id, $1, e.recipient, e.event, e.at, e.xml, e.sha256, e.qualified
-                     FROM unnest($23::uuid[], $24::text[], $25::text[], $26::timestamptz[],
-                       $27::bytea[], $28::text[], $29::boolean[])
-                       e(id, recipient, event, at, xml, sha256, qualified))
-               SELECT (SELECT array_agg(recipient_address) FROM recipients) AS consigned,
-                      (SELECT array_agg(ARRAY[address, email] ORDER BY address, email)
-                         FROM notification_addresses
-                        WHERE address = ANY($20::text[]) AND confirmed_at IS NOT NULL)
-                        AS notify""",
-            delivery_id,
-            kind,
-            sender_address,
-            sender_person_id,
-            sender_fingerprint,
-            subject,
-            message,
-            reference,
-            submitted_at,
-            wrapped_key,
-            key_version,
-            [p.part_no for p in parts],
-            [p.name for p in parts],
-            [p.media_type for p in parts],
-            [p.size for p in parts],
-            [p.sha256 for p in parts],
-            [p.locator for p in parts],
-            [p.ciphertext_size for p in parts],
-            [p.sender_signature for p in parts],
-            recipients,
-            state,
-            notified,
-            [ev.evidence_id for ev in evidence],
-            [ev.recipient_address for ev in evidence],
-            [ev.event for ev in evidence],
-            [ev.event_time for ev in evidence],
-            [ev.xml for ev in evidence],
-            [ev.sha256 for ev in evidence],
-            [ev.qualified for ev in evidence],
-        )
+        details = {
+            "delivery_id": str(delivery_id),
+            "kind": kind,
+            "from": sender_address,
+            "to": recipients,
+            "parts": len(parts),
+        }
+        head = canonical_head(submitted_at, sender_person_id, SUBMIT, "success", details)
+        try:
+            row = await conn.fetchrow(
+                _INSERT_SUBMISSION,
+                delivery_id,
+                kind,
+                sender_address,
+                sender_person_id,
+                sender_fingerprint,
+                subject,
+                message,
+                reference,
+                submitted_at,
+                wrapped_key,
+                key_version,
+                [p.part_no for p in parts],
+                [p.name for p in parts],
+                [p.media_type for p in parts],
+                [p.size for p in parts],
+                [p.sha256 for p in parts],
+                [p.locator for p in parts],
+                [p.ciphertext_size for p in parts],
+                [p.sender_signature for p in parts],
+                recipients,
+                state,
+                notified,
+                [ev.evidence_id for ev in evidence],
+                [ev.recipient_address for ev in evidence],
+                [ev.event for ev in evidence],
+                [ev.event_time for ev in evidence],
+                [ev.xml for ev in evidence],
+                [ev.sha256 for ev in evidence],
+                [ev.qualified for ev in evidence],
+                notify_kind,
+                details,
+                head,
+            )
+        except asyncpg.NotNullViolationError as exc:
+            if exc.table_name != "delivery_recipients" or exc.column_name != "recipient_address":
+                raise
+            raise RecipientInactive(await self._first_inactive(conn, recipients)) from None
         assert row is not None
-        missing = sorted(set(recipients) - set(row["consigned"] or ()))
-        if missing:
-            raise RecipientInactive(missing[0])
-        return [(address, email) for address, email in row["notify"] or ()]
+        if row["audit_seq"] is None:
+            raise RuntimeError("the audit chain has no head row (migration 0006)")
+        assert row["consigned"] == len(recipients)
+        return int(row["queued"])
 
-    async def audit_submission(
-        self,
-        conn: Connection,
-        *,
-        delivery_id: uuid.UUID,
-        kind: str,
-        sender_address: str,
-        sender_person_id: str,
-        submitted_at: datetime,
-        parts: int,
-        recipients: list[str],
-    ) -> None:
-        """The submission's audit record (R9.1), in the caller's transaction; it takes the
-        chain's lock until COMMIT, so it comes last."""
-        await self._audit.append(
-            submitted_at,
-            sender_person_id,
-            "delivery.submit",
-            "success",
-            {
-                "delivery_id": str(delivery_id),
-                "kind": kind,
-                "from": sender_address,
-                "to": recipients,
-                "parts": parts,
-            },
-            conn=conn,
-        )
+    @staticmethod
+    async def _first_inactive(conn: Connection, recipients: list[str]) -> str:
+        active = {
+            r["address"]
+            for r in await conn.fetch(
+                "SELECT address FROM mailboxes WHERE address = ANY($1) AND state = 'active'",
+                recipients,
+            )
+        }
+        return next((a for a in recipients if a not in active), recipients[0])
 
     async def get(self, delivery_id: uuid.UUID) -> DeliveryRow | None:
         row = await self._pool.fetchrow(
