@@ -30,15 +30,10 @@ from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Par
 from ..evidence.seal import EvidenceSealer, SealedEvidence
 from ..settings import Settings
 from ..store.contacts import ContactStore
-from ..store.deliveries import (
-    DeliveryRow,
-    DeliveryStore,
-    NewEvidence,
-    PartRow,
-    RecipientInactive,
-)
+from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, PartRow
 from ..store.mailboxes import MailboxStore
 from ..store.outbox import OutboxStore
+from ..store.submissions import RecipientInactive
 from ..validate import validate
 from . import fields as f
 from .mailboxes import Access
