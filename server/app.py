@@ -29,7 +29,7 @@ from .receipts import receipt_issuer_from_settings
 from .services.wiring import build_services
 from .settings import Settings
 from .store import migrate
-from .store.db import create_pool
+from .store.db import create_pool, full_reset
 from .trust.validation import CertificateChecker, load_certificates
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -68,6 +68,7 @@ def _resources(  # type: ignore[no-untyped-def]
         try:
             async with pool.acquire() as conn:
                 await migrate.apply(conn)
+                await full_reset(conn)  # it took (and released) a session advisory lock
             timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout_seconds)
             async with aiohttp.ClientSession(timeout=timeout) as http_client:
                 checker = CertificateChecker(

@@ -89,22 +89,30 @@ class PartWriter:
         self._sha256 = hashlib.sha256()
 
     def open(self) -> None:
+        """Create the ``.partial`` file and write the header (done by the first chunk too)."""
         with self._lock:
-            if self._closed:
-                raise PartClosed
-            try:
-                self._directory.mkdir(mode=0o700)
-            except FileExistsError:
-                pass
-            else:  # a new fan-out directory must survive a crash as well as the file
-                fsync_directory(self._directory.parent)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-            self._fd = os.open(self._partial, flags, _FILE_MODE)
-            header = self._header.to_bytes()
-            _write_all(self._fd, header)
-            self._written = len(header)
+            self._open()
+
+    def _open(self) -> None:
+        if self._closed:
+            raise PartClosed
+        if self._fd is not None or self._index:
+            return
+        try:
+            self._directory.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        else:  # a new fan-out directory must survive a crash as well as the file
+            fsync_directory(self._directory.parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self._fd = os.open(self._partial, flags, _FILE_MODE)
+        header = self._header.to_bytes()
+        _write_all(self._fd, header)
+        self._written = len(header)
 
     def _seal(self, plaintext: bytes, final: bool) -> None:
+        if self._index == 0:
+            self._open()  # one thread hop for a part that fits in one chunk
         if self._fd is None or self._closed:
             raise PartClosed
         if self._index >= MAX_CHUNKS:

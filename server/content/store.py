@@ -160,7 +160,8 @@ class FileContentStore:
             self._directory(locator), locator, header, ChunkCipher(data_key, locator, header)
         )
         try:
-            await asyncio.to_thread(writer.open)
+            # The file is created by the first chunk written, in the same thread hop: a part
+            # that fits in one chunk costs one hop (create, write, fsync, rename, fsync).
             buffer = bytearray()
             size = 0
             async for piece in chunks:

@@ -1,12 +1,13 @@
 """The seal key in a PKCS#11 token: HSM in production, SoftHSM2 in tests (R6.5).
 
-signxml 5.2 signs with a ``cryptography`` private key: ``XMLSigner.sign`` calls
-``key.sign(signed_info_c14n, signature_algorithm=ECDSA(SHA256()))`` and reads
-``key.key_size`` to turn the DER (r, s) into XML-DSig's fixed-width r‖s (signxml/signer.py);
-the KeyValue it could add would also read ``key.curve`` and ``key.public_key()`` (we omit
-KeyValue). :class:`TokenEcKey` implements that interface over a token: SoftHSM2 offers
-only the raw ``CKM_ECDSA`` mechanism, so the digest is computed here and the token signs
-the digest (PKCS#11 v2.40 §2.3.6); its r‖s output is DER-encoded for the caller.
+The evidence signer (:class:`~server.evidence.xades_b.XadesBSigner`, and signxml, which
+signs the same way) uses a ``cryptography`` private key: it calls
+``key.sign(signed_info_c14n, ECDSA(SHA256()))`` and reads ``key.key_size`` to turn the DER
+(r, s) into XML-DSig's fixed-width r‖s; a KeyValue would also read ``key.curve`` and
+``key.public_key()`` (we omit KeyValue). :class:`TokenEcKey` implements that interface over
+a token: SoftHSM2 offers only the raw ``CKM_ECDSA`` mechanism, so the digest is computed
+here and the token signs the digest (PKCS#11 v2.40 §2.3.6); its r‖s output is DER-encoded
+for the caller.
 
 The PIN is kept only to log in again after a token session is lost; it never appears in a
 repr, an exception or a log.

@@ -1,14 +1,15 @@
 """Seal evidence: XAdES-B enveloped signature of the provider, then XAdES-T (R6.2, R6.6).
 
-XAdES-B (ETSI EN 319 132-1 §4.3, baseline B-B, EN 319 132-2): signxml's ``XAdESSigner``
+XAdES-B (ETSI EN 319 132-1 §4.3, baseline B-B, EN 319 132-2): :class:`~.xades_b.XadesBSigner`
 writes an enveloped ``ds:Signature`` as the last child of ``Evidence``: one reference to the
 whole document (URI "" with the enveloped-signature transform), one to the signed
 properties (SigningTime, SigningCertificateV2, DataObjectFormat), one to KeyInfo; SHA-256
 throughout; the certificate chain in ``ds:X509Data`` and no KeyValue (the certificate is
-authoritative). Canonicalisation is inclusive C14N 1.0 on purpose: signxml writes the
-SignedProperties and KeyInfo references without a Transforms element but digests them with
-the signature's C14N, while XML-DSig (§4.4.3.2) and therefore xmlsec1 read a missing
-Transforms as inclusive C14N 1.0. With exclusive C14N xmlsec1 rejects those references.
+authoritative). It fills a template built once per sealer (signxml's generic signer, used
+before, rebuilt all of it per seal). Canonicalisation is inclusive C14N 1.0 on purpose: the
+SignedProperties and KeyInfo references have no Transforms element, which XML-DSig
+(§4.4.3.2) and therefore xmlsec1 read as inclusive C14N 1.0; the signature's C14N is the
+same, so every digest is over one canonical form.
 
 XAdES-T (EN 319 132-1 §5.3, B-T): an RFC 3161 token over the digest of the ``ds:
 SignatureValue`` element canonicalised with the algorithm named in the time-stamp's own
@@ -31,16 +32,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml.algorithms import (
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureConstructionMethod,
-    SignatureMethod,
-)
-from signxml.xades.xades import XAdESDataObjectFormat, XAdESSigner
+from signxml.algorithms import CanonicalizationMethod
 
 from ..trust.certs import qc_info
 from . import rfc3161
@@ -49,16 +43,13 @@ from .errors import NotQualified, SignerError, TimestampError
 from .model import CertRef, EventName, EvidenceEvent, IssuerDetails
 from .signer import Signer
 from .timestamper import TimeStamper
+from .xades_b import XadesBSigner
 
 DS = evidence_xml.DS_NS
 XADES = evidence_xml.XADES_NS
-C14N = CanonicalizationMethod.CANONICAL_XML_1_0
 #: The time-stamp input: exclusive C14N does not depend on where the element sits.
 TS_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 QCT_ESEAL = "qct_eseal"
-_FORMAT = XAdESDataObjectFormat(
-    Description="ETSI EN 319 522 evidence (VEP format 1)", MimeType="application/xml"
-)
 
 
 @dataclass(frozen=True)
@@ -115,12 +106,7 @@ class EvidenceSealer:
         self.qualified = qualified
         self._validate = validate_schema
         self._chain = list(certificates)
-        self._key = signer.private_key
-        self._method = (
-            SignatureMethod.ECDSA_SHA256
-            if isinstance(self._key, ec.EllipticCurvePrivateKey)
-            else SignatureMethod.RSA_SHA256
-        )
+        self._xades = XadesBSigner(signer.private_key, self._chain)
         problem = qualification_problem(signer) if qualified else None
         self._refusal = (problem.component, problem.detail) if problem else None
         if self._validate:
@@ -135,27 +121,27 @@ class EvidenceSealer:
         """Evidence for ``event``, sealed (XAdES-B) and time-stamped (XAdES-T)."""
         self.check_qualified()
         self._check_validity()
-        unsigned = evidence_xml.build(event, self._issuer, self.qualified)
+        signed = evidence_xml.build(event, self._issuer, self.qualified)
         if self._signer.hardware_backed:
             # A real HSM may take tens of milliseconds: keep it off the event loop.
-            signed = await asyncio.to_thread(self._sign, unsigned)
+            signature = await asyncio.to_thread(self._xades.sign, signed)
         else:
-            signed = self._sign(unsigned)
-        signature_value = _one(signed, f"{{{DS}}}Signature/{{{DS}}}SignatureValue")
+            signature = self._xades.sign(signed)
+        signature_value = _one(signature, f"{{{DS}}}SignatureValue")
         digest = hashlib.sha256(etree.tostring(signature_value, method="c14n", exclusive=True))
-        token = await self._timestamper.timestamp(digest.digest(), "sha256")
-        info = rfc3161.parse(token)
-        if info.hash_name != "sha256" or info.imprint != digest.digest():
+        stamp = await self._timestamper.stamp(digest.digest(), "sha256")
+        if stamp.hash_name != "sha256" or stamp.imprint != digest.digest():
             raise TimestampError("the time-stamp token is over another messageImprint")
-        # The TSA's signature was checked by the TimeStamper (RFC 3161 §2.4.2, its contract);
-        # checking it again here cost a third of a seal.
-        if self.qualified and not info.qualified:
+        # The TimeStamper checked the token (RFC 3161 §2.4.2, its contract: status, nonce,
+        # imprint and the TSA's signature for an external TSA; the local TSA made it).
+        if self.qualified and not stamp.qualified:
+            tsa = rfc3161.parse(stamp.der).signer.subject.rfc4514_string()
             raise NotQualified(
                 "tsa",
-                f"the time-stamp of {info.signer.subject.rfc4514_string()} is not qualified "
+                f"the time-stamp of {tsa} is not qualified "
                 "(no EN 319 422 qtstStatement, no QcCompliance)",
             )
-        _add_signature_timestamp(signed, token)
+        _add_signature_timestamp(signature, stamp.der)
         if self._validate:
             evidence_xml.validate(signed)
         data = evidence_xml.to_bytes(signed)
@@ -165,7 +151,7 @@ class EvidenceSealer:
             event=event.event,
             event_time=event.event_time,
             sha256=hashlib.sha256(data).hexdigest(),
-            timestamp_time=info.gen_time,
+            timestamp_time=stamp.gen_time,
             qualified=self.qualified,
         )
 
@@ -178,20 +164,6 @@ class EvidenceSealer:
                 f"({leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d})"
             )
 
-    def _sign(self, unsigned: etree._Element) -> etree._Element:
-        # A signer per seal: XAdESSigner remembers every Id it ever generated.
-        signer = XAdESSigner(
-            method=SignatureConstructionMethod.enveloped,
-            signature_algorithm=self._method,
-            digest_algorithm=DigestAlgorithm.SHA256,
-            c14n_algorithm=C14N,
-            data_object_format=_FORMAT,
-        )
-        signed: etree._Element = signer.sign(
-            unsigned, key=self._key, cert=self._chain, always_add_key_value=False
-        )
-        return signed
-
 
 def _one(root: etree._Element, path: str) -> etree._Element:
     found = root.findall(path)
@@ -201,9 +173,8 @@ def _one(root: etree._Element, path: str) -> etree._Element:
     return element
 
 
-def _add_signature_timestamp(signed: etree._Element, token: bytes) -> None:
+def _add_signature_timestamp(signature: etree._Element, token: bytes) -> None:
     """``xades:UnsignedProperties/UnsignedSignatureProperties/SignatureTimeStamp``."""
-    signature = _one(signed, f"{{{DS}}}Signature")
     qualifying = _one(signature, f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties")
     unsigned = etree.SubElement(qualifying, f"{{{XADES}}}UnsignedProperties")
     properties = etree.SubElement(unsigned, f"{{{XADES}}}UnsignedSignatureProperties")

@@ -1,7 +1,7 @@
 """The provider's seal key: a key file in development, a PKCS#11 token in production (R6.5).
 
 :class:`Signer` is what the sealer needs: the certificate chain and a ``cryptography``
-private key object signxml can sign with. :class:`FileKeySigner` holds a PEM key file;
+private key object the XAdES signer can sign with. :class:`FileKeySigner` holds a PEM key file;
 :class:`~server.evidence.hsm.Pkcs11Signer` keeps the key in a token. Key objects and
 certificates are loaded once per signer, since parsing a PEM key per signature is about
 100 times slower than the signature itself (shared NOTES), and each signer signs once at
@@ -34,12 +34,12 @@ class Signer(Protocol):
 
     @property
     def certificates(self) -> tuple[x509.Certificate, ...]:
-        """The same chain, parsed (signxml accepts these without parsing again)."""
+        """The same chain, parsed once."""
         ...
 
     @property
     def private_key(self) -> SealKey:
-        """A key object signxml can sign with."""
+        """A ``cryptography`` key object the XAdES signer signs with (R6.5)."""
         ...
 
     @property

@@ -13,6 +13,8 @@ In development and tests the TSA is the dev PKI's (certomancer serves it at
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import aiohttp
@@ -28,10 +30,30 @@ DEV_TSA_PATH = "/vep-dev/tsa/tsa"
 _GRANTED = ("granted", "granted_with_mods")
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """An issued token and the facts of it the sealer needs (R6.2, R6.6)."""
+
+    der: bytes  # the TimeStampToken: ContentInfo of SignedData
+    gen_time: datetime
+    hash_name: str
+    imprint: bytes
+    qualified: bool  # EN 319 422 qtstStatement, or a QcCompliance TSA certificate
+
+    @classmethod
+    def of(cls, info: TokenInfo) -> Stamp:
+        return cls(info.der, info.gen_time, info.hash_name, info.imprint, info.qualified)
+
+
 class TimeStamper(Protocol):
     async def timestamp(self, digest: bytes, hash_name: str = "sha256") -> bytes:
         """A DER TimeStampToken (ContentInfo of SignedData) over ``digest``, already checked
         per RFC 3161 §2.4.2 (status, nonce, imprint, the TSA's signature)."""
+        ...
+
+    async def stamp(self, digest: bytes, hash_name: str = "sha256") -> Stamp:
+        """The same token with its facts: read from the answer of an external TSA (after
+        the checks of RFC 3161 §2.4.2), known without parsing for a token made here."""
         ...
 
 
@@ -45,6 +67,9 @@ class HttpTimeStamper:
 
     async def timestamp(self, digest: bytes, hash_name: str = "sha256") -> bytes:
         return (await self.timestamp_info(digest, hash_name)).der
+
+    async def stamp(self, digest: bytes, hash_name: str = "sha256") -> Stamp:
+        return Stamp.of(await self.timestamp_info(digest, hash_name))
 
     async def timestamp_info(self, digest: bytes, hash_name: str = "sha256") -> TokenInfo:
         """The token, parsed and checked per RFC 3161 §2.4.2."""
@@ -115,4 +140,11 @@ def tsa_url_for(settings: Settings) -> str:
     return pki.url_prefix.rstrip("/") + DEV_TSA_PATH
 
 
-__all__ = ["DEV_TSA_PATH", "HttpTimeStamper", "TimeStamper", "check_response", "tsa_url_for"]
+__all__ = [
+    "DEV_TSA_PATH",
+    "HttpTimeStamper",
+    "Stamp",
+    "TimeStamper",
+    "check_response",
+    "tsa_url_for",
+]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from cryptography import x509
 
 from ..clock import Clock
@@ -32,6 +33,7 @@ from ..store.contacts import ContactStore
 from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, PartRow
 from ..store.mailboxes import MailboxStore
 from ..store.outbox import OutboxStore
+from ..store.submissions import RecipientInactive
 from ..validate import validate
 from . import fields as f
 from .mailboxes import Access
@@ -176,8 +178,11 @@ class SubmissionService:
             c.fail("to", "too_many")
             to = []  # no lookups for a list that is refused anyway
         recipients = list(dict.fromkeys(a.strip().lower() for a in to))
+        names: dict[str, str] = {}
         for i, address in enumerate(recipients):
             mailbox = await self._mailboxes.get(address)
+            if mailbox is not None:
+                names[address] = mailbox.display_name
             if mailbox is None:
                 c.fail(f"to[{i}]", "unknown_recipient")
             elif mailbox.state != "active":
@@ -201,6 +206,7 @@ class SubmissionService:
             "message": message,
             "reference": reference,
             "to": recipients,
+            "names": names,  # display names, for the evidence
         }
 
     async def submit(self, access: Access, parts: AsyncIterator[IncomingPart]) -> Submitted:
@@ -336,12 +342,8 @@ class SubmissionService:
             access.mailbox.address,
             CertRef.from_facts(access.check.facts),
         )
-        recipients = []
-        for address in meta["to"]:
-            mailbox = await self._mailboxes.get(address)
-            if mailbox is None or mailbox.state != "active":  # changed during the upload
-                raise Conflict(f"{address} can no longer receive (R5.6).", "recipient_not_active")
-            recipients.append(Party(mailbox.display_name, address))
+        # Whether each mailbox is still active is checked again by the INSERT (R5.6).
+        recipients = [Party(meta["names"][address], address) for address in meta["to"]]
         content = tuple(ContentPart(p.name, p.media_type, p.size, p.sha256) for p in stored)
         subject_sha = hashlib.sha256(meta["subject"].encode("utf-8")).hexdigest()
 
@@ -369,18 +371,17 @@ class SubmissionService:
         sealed = await asyncio.gather(*(self._sealer.seal(ev) for ev, _ in plan))
         evidence = [new_evidence(s, r) for s, (_, r) in zip(sealed, plan, strict=True)]
         async with self._deliveries.pool.acquire() as conn:
-            transaction = conn.transaction()
-            await transaction.start()
+            # One statement outside a transaction: its own transaction. From the moment it
+            # is sent its outcome may be unknown (a lost answer, a cancelled task): the
+            # files must stay, or a committed delivery could lose its content. Orphans, if
+            # it did fail, are the content sweep's. An error answer means nothing was
+            # written, and the files go.
+            committing.set()
             try:
                 await self._write(conn, access, meta, delivery_id, wrapped, stored, evidence, now)
-            except BaseException:
-                await asyncio.shield(transaction.rollback())
+            except (asyncpg.PostgresError, RecipientInactive, Conflict):
+                committing.clear()
                 raise
-            # From here the outcome of COMMIT may be unknown (a lost answer, a cancelled
-            # task): the files must stay, or a committed delivery could lose its content.
-            # Orphans, if the commit did fail, are the content sweep's.
-            committing.set()
-            await transaction.commit()
         return Submitted(delivery_id, kind, tuple(meta["to"]), tuple(sealed))
 
     async def _write(
@@ -394,32 +395,30 @@ class SubmissionService:
         evidence: list[NewEvidence],
         now: datetime,
     ) -> None:
-        """The submission's rows, evidence and notifications, in the caller's transaction."""
+        """The submission's rows, evidence, notifications (R5.4: a hint by e-mail, no
+        content) and audit record, committed by one statement."""
         kind: str = meta["kind"]
-        await self._deliveries.insert_submission(
-            conn,
-            delivery_id=delivery_id,
-            kind=kind,
-            sender_address=access.mailbox.address,
-            sender_person_id=access.actor,
-            sender_fingerprint=access.check.facts.fingerprint,
-            subject=meta["subject"],
-            message=meta["message"],
-            reference=meta["reference"],
-            submitted_at=now,
-            wrapped_key=wrapped.blob,
-            key_version=wrapped.version,
-            parts=stored,
-            recipients=meta["to"],
-            awaiting_acceptance=kind == "return_receipt",
-            evidence=evidence,
-        )
-        for address in meta["to"]:  # R5.4: a hint by e-mail, no content
-            for email in await self._contacts.confirmed(conn, address):
-                await self._outbox.enqueue(
-                    conn,
-                    to=email,
-                    kind="delivery_waiting",
-                    params={"mailbox": address},
-                    at=now,
-                )
+        try:
+            await self._deliveries.insert_submission(
+                conn,
+                delivery_id=delivery_id,
+                kind=kind,
+                sender_address=access.mailbox.address,
+                sender_person_id=access.actor,
+                sender_fingerprint=access.check.facts.fingerprint,
+                subject=meta["subject"],
+                message=meta["message"],
+                reference=meta["reference"],
+                submitted_at=now,
+                wrapped_key=wrapped.blob,
+                key_version=wrapped.version,
+                parts=stored,
+                recipients=meta["to"],
+                awaiting_acceptance=kind == "return_receipt",
+                evidence=evidence,
+                notify_kind="delivery_waiting",
+            )
+        except RecipientInactive as exc:  # changed during the upload
+            raise Conflict(
+                f"{exc.address} can no longer receive (R5.6).", "recipient_not_active"
+            ) from None

@@ -1,9 +1,13 @@
 """The audit trail (R9.1): append-only rows, each chained to the previous by SHA-256.
 
 ``hash = SHA-256(prev_hash || canonical JSON of the record)``; the first record chains to
-32 zero bytes. Appends serialise on an advisory transaction lock so the chain has no forks
-even with several server nodes. Sealing each record with the provider's seal comes with the
-evidence issue; the chain already detects a changed, removed or inserted record.
+32 zero bytes. Appends serialise on the row lock of ``audit_head`` (migration 0006), so the
+chain has no forks even with several server nodes. An append is one statement: it updates
+the head (PostgreSQL finishes our canonical JSON with the next seq and computes the hash)
+and inserts the record. The row lock is held until the caller's COMMIT, so an append should
+be the last thing a transaction does before it commits. Sealing each record with the provider's
+seal comes with the evidence issue; the chain already detects a changed, removed or
+inserted record.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import asyncpg
 if TYPE_CHECKING:
     from .db import Connection
 
-AUDIT_LOCK = 0x5645_5002
 GENESIS = bytes(32)
 
 
@@ -45,18 +48,18 @@ class ChainReport:
     problem: str | None = None
 
 
-def record_hash(
-    prev_hash: bytes,
-    seq: int,
+def canonical_head(
     occurred_at: datetime,
     actor: str | None,
     action: str,
     outcome: str,
     details: dict[str, Any],
-) -> bytes:
+) -> str:
+    """The canonical JSON of a record up to its ``seq`` value: "seq" sorts last, so the
+    whole is ``head + str(seq) + "}"`` (which lets PostgreSQL finish it)."""
     canonical = json.dumps(
         {
-            "seq": seq,
+            "seq": 0,
             "occurred_at": occurred_at.isoformat(),
             "actor": actor,
             "action": action,
@@ -67,7 +70,54 @@ def record_hash(
         separators=(",", ":"),
         ensure_ascii=False,
     )
+    assert canonical.endswith(_SEQ_TAIL)
+    return canonical[: -len(_SEQ_TAIL)] + '"seq":'
+
+
+_SEQ_TAIL = '"seq":0}'
+
+
+def record_hash(
+    prev_hash: bytes,
+    seq: int,
+    occurred_at: datetime,
+    actor: str | None,
+    action: str,
+    outcome: str,
+    details: dict[str, Any],
+) -> bytes:
+    canonical = canonical_head(occurred_at, actor, action, outcome, details) + f"{seq}}}"
     return hashlib.sha256(prev_hash + canonical.encode("utf-8")).digest()
+
+
+def append_ctes(at: str, actor: str, action: str, outcome: str, details: str, head: str) -> str:
+    """An append as two CTEs (``audit_head_next``, ``audit_record``, which returns seq,
+    prev_hash and hash) for a caller's statement; the arguments are SQL expressions
+    (parameters) for the record's fields and its :func:`canonical_head`.
+
+    The UPDATE waits for the row lock of a concurrent append, then continues from the head
+    that append committed (READ COMMITTED re-reads an updated row): no fork. The lock is
+    held until the statement's transaction commits.
+    """
+    return f"""audit_head_next AS (
+                   UPDATE audit_head
+                      SET seq = seq + 1,
+                          prev_hash = hash,
+                          hash = sha256(hash || convert_to({head} || (seq + 1)::text || '}}',
+                                                           'UTF8'))
+                   RETURNING seq, prev_hash, hash),
+               audit_record AS (
+                   INSERT INTO audit_events
+                       (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
+                   SELECT seq, {at}, {actor}, {action}, {outcome}, {details}, prev_hash, hash
+                     FROM audit_head_next
+                   RETURNING seq, prev_hash, hash)"""  # noqa: S608 (placeholders, fixed literals)
+
+
+_APPEND = (
+    f"WITH {append_ctes('$1', '$2', '$3', '$4', '$5', '$6')} "  # noqa: S608 (placeholders)
+    "SELECT seq, prev_hash, hash FROM audit_record"
+)
 
 
 class AuditStore:
@@ -98,25 +148,27 @@ class AuditStore:
         outcome: str,
         details: dict[str, Any],
     ) -> AuditEvent:
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)
-        last = await conn.fetchrow("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        seq = (last["seq"] + 1) if last else 1
-        prev = bytes(last["hash"]) if last else GENESIS
-        digest = record_hash(prev, seq, occurred_at, actor, action, outcome, details)
-        await conn.execute(
-            """INSERT INTO audit_events
-                   (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            seq,
+        row = await conn.fetchrow(
+            _APPEND,
             occurred_at,
             actor,
             action,
             outcome,
             details,
-            prev,
-            digest,
+            canonical_head(occurred_at, actor, action, outcome, details),
         )
-        return AuditEvent(seq, occurred_at, actor, action, outcome, details, prev, digest)
+        if row is None:
+            raise RuntimeError("the audit chain has no head row (migration 0006)")
+        return AuditEvent(
+            row["seq"],
+            occurred_at,
+            actor,
+            action,
+            outcome,
+            details,
+            bytes(row["prev_hash"]),
+            bytes(row["hash"]),
+        )
 
     async def recent(self, limit: int = 50) -> list[AuditEvent]:
         rows = await self._pool.fetch(

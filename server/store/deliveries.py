@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from .audit import AuditStore
+from .submissions import insert_submission
 
 if TYPE_CHECKING:
     from .db import Connection
@@ -138,87 +139,8 @@ class DeliveryStore:
     def pool(self) -> asyncpg.Pool:
         return self._pool
 
-    async def insert_submission(
-        self,
-        conn: Connection,
-        *,
-        delivery_id: uuid.UUID,
-        kind: str,
-        sender_address: str,
-        sender_person_id: str,
-        sender_fingerprint: str,
-        subject: str,
-        message: str,
-        reference: str | None,
-        submitted_at: datetime,
-        wrapped_key: bytes,
-        key_version: int,
-        parts: list[PartRow],
-        recipients: list[str],
-        awaiting_acceptance: bool,
-        evidence: list[NewEvidence],
-    ) -> None:
-        """Write the whole submission inside the caller's transaction (``conn``)."""
-        await conn.execute(
-            """INSERT INTO deliveries (delivery_id, kind, sender_address, sender_person_id,
-                   sender_fingerprint, subject, message, reference, submitted_at, wrapped_key,
-                   key_version)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
-            delivery_id,
-            kind,
-            sender_address,
-            sender_person_id,
-            sender_fingerprint,
-            subject,
-            message,
-            reference,
-            submitted_at,
-            wrapped_key,
-            key_version,
-        )
-        await conn.executemany(
-            """INSERT INTO delivery_parts (delivery_id, part_no, name, media_type, size, sha256,
-                   locator, ciphertext_size, sender_signature)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-            [
-                (
-                    delivery_id,
-                    p.part_no,
-                    p.name,
-                    p.media_type,
-                    p.size,
-                    p.sha256,
-                    p.locator,
-                    p.ciphertext_size,
-                    p.sender_signature,
-                )
-                for p in parts
-            ],
-        )
-        state = "awaiting_acceptance" if awaiting_acceptance else "consigned"
-        notified = submitted_at if awaiting_acceptance else None
-        await conn.executemany(
-            """INSERT INTO delivery_recipients (delivery_id, recipient_address, state,
-                   consigned_at, notified_at)
-               VALUES ($1, $2, $3, $4, $5)""",
-            [(delivery_id, r, state, submitted_at, notified) for r in recipients],
-        )
-        for ev in evidence:
-            await insert_evidence(conn, delivery_id, ev)
-        await self._audit.append(
-            submitted_at,
-            sender_person_id,
-            "delivery.submit",
-            "success",
-            {
-                "delivery_id": str(delivery_id),
-                "kind": kind,
-                "from": sender_address,
-                "to": recipients,
-                "parts": len(parts),
-            },
-            conn=conn,
-        )
+    #: See :func:`.submissions.insert_submission`.
+    insert_submission = staticmethod(insert_submission)
 
     async def get(self, delivery_id: uuid.UUID) -> DeliveryRow | None:
         row = await self._pool.fetchrow(

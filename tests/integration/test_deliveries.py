@@ -788,3 +788,26 @@ async def test_r6_2_later_evidence_names_the_senders_certificate_and_subject(
     assert base64.b64encode(bytes.fromhex(facts.fingerprint)) in bytes(xml)
     subject_digest = hashlib.sha256(b"Vabilo na narok").digest()
     assert base64.b64encode(subject_digest) in bytes(xml)
+
+
+async def test_r5_6_recipient_suspended_during_the_upload_is_refused(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The insert itself re-checks that each recipient's mailbox is still active: a mailbox
+    suspended after the metadata was checked refuses the delivery (409), leaving nothing."""
+    before = await _state(server)
+    pool = server.services.pool
+    content = server.services.submission._content
+    write = content.write
+
+    async def suspend_then_write(*args: Any, **kwargs: Any) -> Any:
+        await pool.execute("UPDATE mailboxes SET state = 'suspended' WHERE address = $1", DEJAN)
+        return await write(*args, **kwargs)
+
+    monkeypatch.setattr(content, "write", suspend_then_write)
+    try:
+        status, body = await send(server, "qualified-qscd", COURT, [DEJAN])
+        assert (status, body["reason"]) == (409, "recipient_not_active"), body
+        assert await _state(server) == before
+    finally:
+        await pool.execute("UPDATE mailboxes SET state = 'active' WHERE address = $1", DEJAN)

@@ -446,3 +446,24 @@ async def test_r6_5_local_tsa_tokens_verify_with_openssl(dev_pki, tmp_path) -> N
     info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
     assert isinstance(info, tsp.TSTInfo)
     assert info["message_imprint"]["hashed_message"].native == digest
+
+
+async def test_local_tsa_stamp_facts_are_those_of_its_token(dev_pki: DevPki) -> None:
+    """The local TSA reports genTime, imprint and standing without parsing its token: they
+    must be what a parser (and a verifier) reads from it, whatever the nonce and serial."""
+    from server.evidence import rfc3161
+    from server.evidence.local_tsa import local_tsa_for
+
+    tsa = local_tsa_for(dev_pki.directory)
+    for i in range(200):
+        digest = hashlib.sha256(i.to_bytes(4, "big")).digest()
+        stamp = await tsa.stamp(digest)
+        info = rfc3161.parse(stamp.der)
+        assert (stamp.gen_time, stamp.hash_name, stamp.imprint) == (
+            info.gen_time,
+            info.hash_name,
+            info.imprint,
+        )
+        assert stamp.qualified is info.qualified is False
+        if i % 50 == 0:
+            rfc3161.verify_signature(info)

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from server.store import migrate
-from server.store.audit import AuditStore
+from server.store.audit import GENESIS, AuditStore, record_hash
 from server.store.db import create_pool
 
 pytestmark = pytest.mark.integration
@@ -78,6 +78,26 @@ async def test_r9_1_chain_verifies_and_concurrent_appends_do_not_fork(database_u
         await pool.close()
 
 
+async def test_r9_1_the_hash_postgresql_computes_is_the_canonical_one(database_url: str) -> None:
+    """The append hashes in SQL (one round trip); verify() and record_hash() in Python."""
+    pool = await create_pool(database_url)
+    try:
+        store = AuditStore(pool)
+        at = datetime(2026, 11, 22, 8, 0, 0, 123456, tzinfo=UTC)
+        details = {"to": ["ana@vep.si"], "text": 'Pogodba št. 7 "ž" \u2028 <&>', "n": 1.5}
+        prev = GENESIS
+        for seq in (1, 2, 3):
+            event = await store.append(at, "p-1", "delivery.submit", "success", details)
+            assert (event.seq, event.prev_hash) == (seq, prev)
+            assert event.hash == record_hash(
+                prev, seq, at, "p-1", "delivery.submit", "success", details
+            )
+            prev = event.hash
+        assert (await store.verify()).ok
+    finally:
+        await pool.close()
+
+
 async def test_r9_1_audit_rows_cannot_be_updated_or_deleted(database_url: str) -> None:
     pool, _ = await _filled(database_url, 2)
     try:
@@ -114,5 +134,52 @@ async def test_r9_1_tampering_by_the_owner_is_detected(
         assert not report.ok
         assert report.first_bad_seq == bad_seq
         assert report.problem == problem
+    finally:
+        await pool.close()
+
+
+async def test_r9_1_migration_0006_continues_an_existing_chain(empty_database_url: str) -> None:
+    """A database with records appended before ``audit_head`` existed: the head starts at
+    its last record, and the chain goes on without a gap or a fork."""
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        before_head = [m for m in migrate.available() if m.version < 6]
+        for migration in before_head:
+            await conn.execute(migration.sql)
+        prev = GENESIS
+        at = datetime(2026, 11, 20, tzinfo=UTC)
+        for seq in (1, 2):
+            digest = record_hash(prev, seq, at, "p", "old", "success", {"seq": seq})
+            await conn.execute(
+                """INSERT INTO audit_events
+                       (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
+                   VALUES ($1, $2, 'p', 'old', 'success', $3::jsonb, $4, $5)""",
+                seq,
+                at,
+                f'{{"seq": {seq}}}',
+                prev,
+                digest,
+            )
+            prev = digest
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in before_head:
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )
+        assert await migrate.apply(conn) == ["0006_audit_head.sql"]
+    finally:
+        await conn.close()
+    pool = await create_pool(empty_database_url)
+    try:
+        store = AuditStore(pool)
+        event = await store.append(at, "p", "new", "success", {})
+        assert (event.seq, event.prev_hash) == (3, prev)
+        report = await store.verify()
+        assert report.ok and report.records == 3
     finally:
         await pool.close()

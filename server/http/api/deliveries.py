@@ -20,7 +20,9 @@ MAX_SIGNED_RECEIPT = 1024 * 1024
 
 async def _incoming(request: web.Request) -> AsyncIterator[IncomingPart]:
     """aiohttp's multipart reader as the service's stream of parts (each read in chunks)."""
-    if not request.content_type.startswith("multipart/"):
+    # The raw header, not ``request.content_type``: that parses it with the e-mail package
+    # (cached per distinct value, and every multipart boundary is a new value).
+    if not request.headers.get("Content-Type", "").lstrip().lower().startswith("multipart/"):
         raise BadRequest(
             "Send multipart/form-data with metadata and file parts.", "unsupported_media_type"
         )
