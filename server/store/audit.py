@@ -1,7 +1,7 @@
 """The audit trail (R9.1): append-only rows, each chained to the previous by SHA-256.
 
 ``hash = SHA-256(prev_hash || canonical JSON of the record)``; the first record chains to
-32 zero bytes. Appends serialise on the row lock of ``audit_head`` (migration 0006), so the
+32 zero bytes. Appends serialise on the row lock of ``audit_head`` (migration 0009), so the
 chain has no forks even with several server nodes. An append is one statement: it updates
 the head (PostgreSQL finishes our canonical JSON with the next seq and computes the hash)
 and inserts the record. The row lock is held until the caller's COMMIT, so an append should
@@ -158,7 +158,7 @@ class AuditStore:
             canonical_head(occurred_at, actor, action, outcome, details),
         )
         if row is None:
-            raise RuntimeError("the audit chain has no head row (migration 0006)")
+            raise RuntimeError("the audit chain has no head row (migration 0009)")
         return AuditEvent(
             row["seq"],
             occurred_at,

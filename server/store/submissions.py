@@ -152,7 +152,7 @@ async def insert_submission(
         raise RecipientInactive(await _first_inactive(conn, recipients)) from None
     assert row is not None
     if row["audit_seq"] is None:
-        raise RuntimeError("the audit chain has no head row (migration 0006)")
+        raise RuntimeError("the audit chain has no head row (migration 0009)")
     assert row["consigned"] == len(recipients)
     return int(row["queued"])
 

@@ -138,12 +138,12 @@ async def test_r9_1_tampering_by_the_owner_is_detected(
         await pool.close()
 
 
-async def test_r9_1_migration_0006_continues_an_existing_chain(empty_database_url: str) -> None:
+async def test_r9_1_migration_0009_continues_an_existing_chain(empty_database_url: str) -> None:
     """A database with records appended before ``audit_head`` existed: the head starts at
     its last record, and the chain goes on without a gap or a fork."""
     conn = await asyncpg.connect(empty_database_url)
     try:
-        before_head = [m for m in migrate.available() if m.version < 6]
+        before_head = [m for m in migrate.available() if m.version < 9]
         for migration in before_head:
             await conn.execute(migration.sql)
         prev = GENESIS
@@ -171,7 +171,7 @@ async def test_r9_1_migration_0006_continues_an_existing_chain(empty_database_ur
                 migration.version,
                 migration.name,
             )
-        assert await migrate.apply(conn) == ["0006_audit_head.sql"]
+        assert await migrate.apply(conn) == ["0009_audit_head.sql"]
     finally:
         await conn.close()
     pool = await create_pool(empty_database_url)

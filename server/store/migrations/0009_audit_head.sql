@@ -1,4 +1,4 @@
--- 0006: the head of the audit chain (R9.1) in one row, so that an append is one statement:
+-- 0009: the head of the audit chain (R9.1) in one row, so that an append is one statement:
 -- UPDATE of this row (its row lock serialises appends across nodes, as the advisory lock
 -- did; READ COMMITTED re-reads the row after the wait, so the update always starts from the
 -- latest committed head) and INSERT of the record in the same statement. The head is only a
