@@ -29,10 +29,8 @@ from ..errors import BadRequest, Conflict, InvalidFields, PayloadTooLarge, Refus
 from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
 from ..evidence.seal import EvidenceSealer, SealedEvidence
 from ..settings import Settings
-from ..store.contacts import ContactStore
 from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, PartRow
 from ..store.mailboxes import MailboxStore
-from ..store.outbox import OutboxStore
 from ..store.submissions import RecipientInactive
 from ..validate import validate
 from . import fields as f
@@ -131,8 +129,6 @@ class SubmissionService:
         clock: Clock,
         deliveries: DeliveryStore,
         mailboxes: MailboxStore,
-        contacts: ContactStore,
-        outbox: OutboxStore,
         content: ContentStore,
         sealer: EvidenceSealer,
         anchors: Sequence[x509.Certificate] = (),
@@ -142,8 +138,6 @@ class SubmissionService:
         self._clock = clock
         self._deliveries = deliveries
         self._mailboxes = mailboxes
-        self._contacts = contacts
-        self._outbox = outbox
         self._content = content
         self._sealer = sealer
         self._anchors = list(anchors)

@@ -121,8 +121,6 @@ def build_services(
             clock,
             deliveries,
             mailboxes,
-            contacts,
-            outbox,
             content,
             sealer,
             load_anchors(settings.anchor_paths),
