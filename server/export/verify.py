@@ -5,7 +5,9 @@ In this order, stopping at the first problem:
 1. ``manifest.json.p7s`` is a detached CAdES signature over the exact bytes of
    ``manifest.json``, intact (signature value, message digest, signature time-stamp) and by
    a certificate that chains to a trust anchor (the configured anchors, the dev root in
-   development) — the validation tool of R6.4 (:mod:`server.validate`) decides;
+   development) — the validation tool of R6.4 (:mod:`server.validate`) decides — and every
+   certificate the seal carries verifies under its issuer (the certificate set is outside
+   the signature: a changed byte there would otherwise go unnoticed);
 2. the manifest is ours (``format``) and names only safe relative paths;
 3. every file it lists exists with its size and SHA-256 (read in 1 MiB chunks), and the
    directory holds no other file;
@@ -25,7 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from asn1crypto import x509
+from asn1crypto import cms, x509
+from cryptography import x509 as cx509
+from cryptography.exceptions import InvalidSignature
 
 from ..store.audit import GENESIS, record_hash
 from ..validate import validate
@@ -118,6 +122,32 @@ def _check_files(directory: Path, listed: dict[str, tuple[int, str]]) -> str | N
     return f"{extra[0]} is not in the manifest" if extra else None
 
 
+def _issued_by(cert: cx509.Certificate, issuer: cx509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _carried_certificates_problem(seal: bytes, anchors: Sequence[x509.Certificate]) -> str | None:
+    try:
+        signed = cms.ContentInfo.load(seal)["content"]
+        carried = [
+            cx509.load_der_x509_certificate(choice.chosen.dump())
+            for choice in signed["certificates"] or []
+        ]
+    except (ValueError, TypeError):
+        return f"{SEAL} carries a certificate that cannot be read"
+    known = carried + [cx509.load_der_x509_certificate(a.dump()) for a in anchors]
+    for cert in carried:
+        issuers = [c for c in known if c.subject == cert.issuer]
+        if not any(_issued_by(cert, issuer) for issuer in issuers):
+            subject = cert.subject.rfc4514_string()
+            return f"{SEAL} carries a certificate that does not verify: {subject}"
+    return None
+
+
 async def verify_archive(directory: Path, anchors: Sequence[x509.Certificate]) -> VerifyResult:
     manifest_path, seal_path = directory / MANIFEST, directory / SEAL
     for needed in (manifest_path, seal_path):
@@ -140,6 +170,9 @@ async def verify_archive(directory: Path, anchors: Sequence[x509.Certificate]) -
         return _fail(f"the seal over {MANIFEST} does not verify: {why}")
     if signature.trusted is not True:
         return _fail(f"the seal's certificate is not trusted: {signature.trust_reason}")
+    carried = _carried_certificates_problem(seal_bytes, anchors)
+    if carried is not None:
+        return _fail(carried)
     stamped = [t.time for t in signature.timestamps if t.kind == "signature" and t.intact]
     signer, sealed_at = signature.signer_subject, (stamped[0] if stamped else None)
     try:

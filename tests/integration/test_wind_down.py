@@ -278,10 +278,26 @@ def openssl_cms_verify(archive: Path, root: Path) -> subprocess.CompletedProcess
     )
 
 
-def flip(path: Path) -> None:
-    """One byte changed: in the middle; for the seal, in its signature value (a byte of the
-    unsigned certificate bag may change without changing what the seal proves)."""
+def _certificate_offsets(seal: Path) -> list[int]:
+    """A byte in the middle of each certificate the seal carries (outside its signature)."""
+    data = seal.read_bytes()
+    signed = asn1_cms.ContentInfo.load(data)["content"]
+    offsets = []
+    for choice in signed["certificates"]:
+        der = choice.chosen.dump()
+        offsets.append(data.find(der) + len(der) // 2)
+    assert offsets and all(o > 0 for o in offsets)
+    return offsets
+
+
+def flip(path: Path, at: int | None = None) -> None:
+    """One byte changed: at ``at``, else in the middle; for the seal, in its signature value
+    (the tests flip the carried certificates separately)."""
     data = bytearray(path.read_bytes())
+    if at is not None:
+        data[at] ^= 0x01
+        path.write_bytes(bytes(data))
+        return
     at = len(data) // 2
     if path.name.endswith(".p7s"):
         signed = asn1_cms.ContentInfo.load(bytes(data))["content"]
@@ -343,10 +359,14 @@ async def test_r8_5_export_verifies_and_a_changed_byte_is_detected(
     anchors = load_anchors([root])
     assert (await verify_archive(archive, anchors)).ok
     names = [f["path"] for f in manifest["files"]] + ["manifest.json", "manifest.json.p7s"]
-    for name in names:
+    seal_certificates = _certificate_offsets(archive / "manifest.json.p7s")
+    cases = [(name, None) for name in names] + [
+        ("manifest.json.p7s", at) for at in seal_certificates
+    ]
+    for name, at in cases:
         copy = tmp_path / "copy"
         shutil.copytree(archive, copy)
-        flip(copy / name)
+        flip(copy / name, at)
         result = await verify_archive(copy, anchors)
         assert not result.ok, name
         assert result.problem is not None
