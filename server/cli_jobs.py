@@ -3,14 +3,15 @@ rule, schedule, last run and next run (R8.7).
 
 A manual run takes the job's advisory lock like a scheduled one (so it never overlaps a
 run on a server node) and is recorded in ``job_runs`` as ``manual``; ``--now`` runs it as of
-another moment (the injected clock), e.g. to rehearse a rule.
+an earlier moment (the injected clock), e.g. to catch up as of the time a run was missed;
+never a later one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from .cli_services import cli_services
 from .clock import Clock, ManualClock, SystemClock
@@ -21,6 +22,8 @@ from .settings import Settings
 from .store.job_runs import JobRunStore
 
 EXIT = {"ran": 0, "already_done": 0, "busy": 3, "failed": 1}
+#: Clocks of two machines may differ a little.
+FUTURE_SLACK = timedelta(minutes=1)
 
 
 def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,12 +34,22 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _clock(text: str | None) -> Clock:
+    """``--now``: a moment in the past (a rule judged then does less than now, never more).
+    A future one would really purge, close and remind ahead of time, so it is refused."""
     if text is None:
         return SystemClock()
-    now = datetime.fromisoformat(text)
+    try:
+        now = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"vep: --now {text!r} is not an ISO time") from None
     if now.tzinfo is None:
         raise SystemExit("vep: --now needs a timezone, e.g. 2026-12-06T12:00:00+00:00")
-    return ManualClock(now)
+    if now > SystemClock().now() + FUTURE_SLACK:
+        raise SystemExit(
+            "vep: --now is in the future; a job run as of then would act ahead of time on "
+            "real data (rehearse rules in the tests, which move a clock)"
+        )
+    return ManualClock(now.astimezone(UTC))
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

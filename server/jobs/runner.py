@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from .schedule import Schedule
 
 if TYPE_CHECKING:
     from ..services.container import Services
+    from ..store.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +93,12 @@ class JobRunner:
         async with self._pool.acquire() as lock, lock.transaction():
             if not await job_runs.try_lock(lock, name):
                 return RunResult(name, "busy", slot)
-            return await self._locked(self._pool, job, slot, now, manual)
+            return await self._locked(lock, job, slot, now, manual)
 
     async def _locked(
-        self, conn: job_runs.Executor, job: Job, slot: datetime, now: datetime, manual: bool
+        self, lock: Connection, job: Job, slot: datetime, now: datetime, manual: bool
     ) -> RunResult:
+        conn = self._pool
         abandoned = await job_runs.abandon_running(conn, job.name, now)
         if abandoned:
             log.warning("job %s: %d run(s) of a lost node marked abandoned", job.name, abandoned)
@@ -110,15 +113,26 @@ class JobRunner:
         async def done(items: int) -> None:
             nonlocal count
             count += items
+            # The heartbeat of the lock: if its connection was lost, another node may hold
+            # the lock now, and this run stops here (its items so far are committed).
+            await lock.fetchval("SELECT 1")
             await job_runs.progress(conn, run_id, count)
 
         context = JobContext(services=self._services, now=now, done=done)
         try:
             items = await job.work(context)
         except Exception as exc:
-            # The class only: messages may carry addresses or data (R9.5).
+            # The class and where only: messages may carry addresses or data (R9.5).
             error = type(exc).__name__
-            log.exception("job %s failed (run %d) after %d item(s)", job.name, run_id, count)
+            where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            log.error(
+                "job %s failed (run %d) after %d item(s): %s at %s",
+                job.name,
+                run_id,
+                count,
+                error,
+                f"{where.filename}:{where.lineno}" if where else "?",
+            )
             await job_runs.finish(conn, run_id, "failed", count, self._clock.now(), error)
             return RunResult(job.name, "failed", slot, count, run_id, error)
         items = max(items, count)

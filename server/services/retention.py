@@ -105,12 +105,22 @@ class RetentionService:
 
     async def _may_manage(self, delivery: DeliveryRow, check: CertificateCheck) -> bool:
         addresses = [delivery.sender_address] + [r.recipient_address for r in delivery.recipients]
+        inactive = None
         for address in addresses:
             try:
-                await self._members.authorize(address, check, Need.MANAGE)
+                access = await self._members.authorize(address, check, Need.MANAGE)
             except Refused:
                 continue
-            return True
+            if access.mailbox.state == "active":
+                return True
+            inactive = access.mailbox.state
+        if inactive is not None:
+            # R8.4: read-only access after termination deletes nothing
+            raise Refused(
+                f"The mailbox is {inactive}; it cannot delete content.",
+                "mailbox_not_active",
+                state=inactive,
+            )
         return False
 
     async def _purge(self, delivery_id: uuid.UUID, now: datetime, reason: str, actor: str) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -60,7 +60,8 @@ def canonical_head(
     canonical = json.dumps(
         {
             "seq": 0,
-            "occurred_at": occurred_at.isoformat(),
+            # as PostgreSQL gives it back to the verifier: UTC (a +01:00 time would not match)
+            "occurred_at": occurred_at.astimezone(UTC).isoformat(),
             "actor": actor,
             "action": action,
             "outcome": outcome,

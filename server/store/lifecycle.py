@@ -127,11 +127,17 @@ class LifecycleStore:
         closure_reason: str | None,
         readonly_until: datetime | None,
     ) -> StateChange | None:
+        # NO KEY UPDATE, not UPDATE: a submission's foreign-key checks take KEY SHARE on the
+        # mailboxes after its audit append, and FOR UPDATE would deadlock with that order.
         row = await conn.fetchrow(
-            "SELECT state, subscriber_id FROM mailboxes WHERE address = $1 FOR UPDATE", address
+            "SELECT state, subscriber_id, paper_contract_received_at FROM mailboxes"
+            " WHERE address = $1 FOR NO KEY UPDATE",
+            address,
         )
         if row is None or row["state"] not in expect:
             return None
+        if to_state == "suspended" and row["paper_contract_received_at"] is not None:
+            return None  # R2.3: the paper contract arrived meanwhile (activation follows)
         current = row["state"]
         await conn.execute(
             """UPDATE mailboxes

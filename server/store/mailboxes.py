@@ -126,7 +126,9 @@ class MailboxStore:
         """Move to ``to_state`` and record why (R3.3); None when not in an ``expect`` state."""
         async with self._pool.acquire() as conn, conn.transaction():
             current = await conn.fetchval(
-                "SELECT state FROM mailboxes WHERE address = $1 FOR UPDATE", address
+                # NO KEY UPDATE: see LifecycleStore._transition (no deadlock with submissions)
+                "SELECT state FROM mailboxes WHERE address = $1 FOR NO KEY UPDATE",
+                address,
             )
             if current is None or (expect is not None and current not in expect):
                 return None

@@ -268,7 +268,9 @@ def test_r8_7_vep_jobs_lists_every_job_and_run_job_runs_one(
     dev_pki, pki_service, database_url
 ) -> None:  # type: ignore[no-untyped-def]
     env = vep_env(VEP_DATABASE_URL=database_url, VEP_DATA_DIR=str(dev_pki.directory.parent))
-    ran = vep("run-job", "deemed-service", "--now", "2027-01-05T12:00:00+00:00", env=env)
+    ahead = vep("run-job", "retention", "--now", "2099-01-05T12:00:00+00:00", env=env)
+    assert ahead.returncode == 1 and "in the future" in ahead.stderr  # would purge early
+    ran = vep("run-job", "deemed-service", "--now", "2026-11-01T12:00:00+01:00", env=env)
     assert ran.returncode == 0, ran.stderr
     assert "deemed-service: done, 0 item(s)" in ran.stdout
     listed = vep("jobs", env=env)

@@ -298,6 +298,9 @@ async def test_r8_3_r8_4_signed_closure_then_read_only_access_until_its_date(
     assert status == 200 and json.loads(body)["deliveries"][0]["delivery_id"] == sent["delivery_id"]
     status, _ = await send(server, "delegate", DEJAN, [BOJAN])
     assert status in (403, 409)  # read-only: nothing is sent
+    content = f"/api/v1/deliveries/{sent['delivery_id']}/content"
+    async with server.client("delegate") as dejan, dejan.delete(content) as r:
+        assert (r.status, (await r.json())["reason"]) == (403, "mailbox_not_active")
 
     server.clock.set(until - timedelta(seconds=1))
     assert await run_job(server, "post-termination") == 0

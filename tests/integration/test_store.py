@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -93,6 +93,19 @@ async def test_r9_1_the_hash_postgresql_computes_is_the_canonical_one(database_u
                 prev, seq, at, "p-1", "delivery.submit", "success", details
             )
             prev = event.hash
+        assert (await store.verify()).ok
+    finally:
+        await pool.close()
+
+
+async def test_r9_1_a_time_with_another_offset_still_verifies(database_url: str) -> None:
+    """PostgreSQL gives every time back in UTC; the hash must be of that form (found in
+    review: ``vep run-job --now ...+01:00`` broke the chain for good)."""
+    pool = await create_pool(database_url)
+    try:
+        store = AuditStore(pool)
+        ljubljana = timezone(timedelta(hours=1))
+        await store.append(datetime(2026, 11, 1, 12, 0, tzinfo=ljubljana), None, "x", "info", {})
         assert (await store.verify()).ok
     finally:
         await pool.close()
