@@ -5,6 +5,11 @@
 -- cache of the last record: verify-audit checks the records themselves, and a head that
 -- fell behind makes the next append collide with an existing seq (the primary key) rather
 -- than fork the chain.
+--
+-- Upgrade: stop every node running code older than this migration before it is applied
+-- (their appends would not move the head, and new appends would then collide). The lock
+-- keeps an old node's append from slipping in while the head is seeded.
+LOCK TABLE audit_events IN EXCLUSIVE MODE;
 CREATE TABLE audit_head (
     singleton    boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     seq          bigint NOT NULL,
