@@ -87,7 +87,9 @@ def _resources(  # type: ignore[no-untyped-def]
                 receipts = receipt_issuer_from_settings(settings, http_client)
                 services = build_services(settings, clock, pool, checker, content, sealer, receipts)
                 app[SERVICES] = services
-                runner = job_runner(settings, clock, services, notifier)
+                # min 0: a node whose jobs are all idle holds no extra connection
+                lock_pool = await create_pool(settings.database_url, min_size=0, max_size=4)
+                runner = job_runner(settings, clock, services, notifier, lock_pool)
                 app[JOBS] = runner
                 scheduler = JobScheduler(runner, scheduled_names(settings, runner))
                 scheduler.start()
@@ -95,6 +97,7 @@ def _resources(  # type: ignore[no-untyped-def]
                     yield
                 finally:
                     await scheduler.stop()
+                    await lock_pool.close()
         finally:
             await pool.close()
 

@@ -66,8 +66,13 @@ class JobRunner:
         schedules: Mapping[str, Schedule],
         services: Services,
         node: str | None = None,
+        lock_pool: asyncpg.Pool | None = None,
     ) -> None:
         self._pool = pool
+        # The lock connections stay idle in a transaction for a whole run: the server
+        # gives them a small pool of their own, so that running jobs never take the
+        # connections requests need.
+        self._lock_pool = lock_pool or pool
         self._clock = clock
         self.jobs = dict(jobs)
         self.schedules = {name: schedules.get(name, job.schedule) for name, job in jobs.items()}
@@ -90,7 +95,7 @@ class JobRunner:
         # ends with that transaction however the run ends (returned, raised, cancelled, or
         # the process killed and its connection lost), with no session state to undo on a
         # pooled connection. The run's rows are written outside it, so others see them.
-        async with self._pool.acquire() as lock, lock.transaction():
+        async with self._lock_pool.acquire() as lock, lock.transaction():
             if not await job_runs.try_lock(lock, name):
                 return RunResult(name, "busy", slot)
             return await self._locked(lock, job, slot, now, manual)

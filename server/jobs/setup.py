@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncpg
+
 from ..clock import Clock
 from ..notify.notifier import Notifier, SmtpNotifier
 from ..notify.worker import OutboxWorker
@@ -31,13 +33,24 @@ def outbox_worker(
 
 
 def job_runner(
-    settings: Settings, clock: Clock, services: Services, notifier: Notifier | None
+    settings: Settings,
+    clock: Clock,
+    services: Services,
+    notifier: Notifier | None,
+    lock_pool: asyncpg.Pool | None = None,
 ) -> JobRunner:
     jobs = catalog(outbox_worker(settings, services, notifier), settings.outbox_poll_seconds)
     unknown = sorted(set(settings.lifecycle.job_schedules) - set(jobs))
     if unknown:
         raise SettingsError("VEP_JOB_SCHEDULES", f"no such job: {', '.join(unknown)}")
-    return JobRunner(services.pool, clock, jobs, settings.lifecycle.job_schedules, services)
+    return JobRunner(
+        services.pool,
+        clock,
+        jobs,
+        settings.lifecycle.job_schedules,
+        services,
+        lock_pool=lock_pool,
+    )
 
 
 def scheduled_names(settings: Settings, runner: JobRunner) -> list[str]:
