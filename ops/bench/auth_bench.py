@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -166,6 +167,7 @@ async def run(seconds: float, connections: int, checks: int) -> str:
         pki_proc.terminate()
         pki_proc.wait(timeout=10)
         subprocess.run([str(pg), "destroy", str(work)], check=False, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)  # the dev PKI's keys and the content files
 
     baseline = rows[0][1]
     lines = [

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -182,6 +183,7 @@ async def run(seconds: float, connections: int, tsa: str, workers: int) -> str:
             proc.terminate()
             proc.wait(timeout=15)
         subprocess.run([str(pg), "destroy", str(work)], check=False, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)  # the dev PKI's keys and the content files
     base_rps = rows[0][1]
     lines = [
         f"{connections} clients with client certificates, keep-alive, {seconds:.0f} s each:",
