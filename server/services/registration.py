@@ -31,6 +31,7 @@ from ..store.registrations import AddressTaken, OpenedMailbox, Registration, Reg
 from ..trust.signatures import verify_signed_contract
 from ..trust.validation import CertificateCheck, CertificateChecker
 from . import fields as f
+from .wind_down import WindDownGate
 
 #: A pending registration holds its address for this long.
 HOLD = timedelta(hours=24)
@@ -61,7 +62,9 @@ class RegistrationService:
         persons: PersonStore,
         register: BusinessRegister,
         checker: CertificateChecker,
+        wind_down: WindDownGate | None = None,
     ) -> None:
+        self._wind_down = wind_down
         self._settings = settings
         self._clock = clock
         self._store = store
@@ -71,6 +74,8 @@ class RegistrationService:
 
     async def start(self, check: CertificateCheck, body: dict[str, Any]) -> StartedRegistration:
         now = self._clock.now()
+        if self._wind_down is not None:
+            await self._wind_down.refuse_new_contracts(now)
         c = f.Collector()
         kind = c.check("kind", f.choice("natural", "legal"), body.get("kind"))
         local = c.check("local_part", f.local_part, body.get("local_part"))
@@ -202,6 +207,8 @@ class RegistrationService:
             raise Conflict("The contract was already signed.", "already_signed")
         if registration.expires_at <= now:
             raise Conflict("The registration expired; start again.", "registration_expired")
+        if self._wind_down is not None:
+            await self._wind_down.refuse_new_contracts(now)
         result = await verify_signed_contract(
             registration.contract_pdf, submitted, self._checker, self._checker.now()
         )

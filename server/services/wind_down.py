@@ -142,6 +142,15 @@ class WindDownGate:
                 "wind_down",
             )
 
+    async def refuse_new_contracts(self, now: datetime) -> None:
+        """A provider that announced its cessation concludes no new contracts (R8.5; the
+        issue is silent: a new subscriber would get a mailbox that closes in 45 days)."""
+        if await self.phase(now) is not Phase.RUNNING:
+            raise Refused(
+                "The provider is winding down: no new mailboxes are opened (R8.5).",
+                "wind_down",
+            )
+
     async def refuse_if_ceased(self, now: datetime) -> None:
         """R8.5: from day 45 the service is read-only, for operators only."""
         if await self.phase(now) is Phase.CEASED:

@@ -109,6 +109,7 @@ def build_services(
             persons,
             register,
             checker,
+            wind_down=gate,
         ),
         mailboxes=members,
         settings_service=SettingsService(clock, mailboxes, contacts, outbox),

@@ -209,16 +209,22 @@ async def test_r8_5_every_subscriber_and_the_ministry_told_once(server: RunningS
         ("system:wind-down", "wind_down.notice", "success", None),
         ("system:wind-down", "wind_down.notice", "success", None),
     ]
-    # a mailbox opened during the wind-down is told at the next run, the others not again
-    await open_mailbox(server, "newcomer", natural("maja", tax_number="30000009"))
-    assert await run_job(server) == 1
-    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE kind = 'wind_down'") == 4
+    # a day later nobody is told again (no mailbox can be opened during a wind-down:
+    # test_r8_5_return_receipt_accepted_until_day_30_refused_from_it)
+    server.clock.advance(timedelta(days=1))
+    assert await run_job(server) == 0
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE kind = 'wind_down'") == 3
 
 
 async def test_r8_5_return_receipt_accepted_until_day_30_refused_from_it(
     server: RunningServer,
 ) -> None:
     start = await effective(server)
+    # no new contracts from the announcement on (a mailbox that would close within 45 days)
+    async with server.client("newcomer") as newcomer:
+        body = natural("novi", tax_number="30000017")
+        async with newcomer.post("/api/v1/registrations", json=body) as r:
+            assert (r.status, (await r.json())["reason"]) == (403, "wind_down")
     server.clock.set(start + timedelta(days=30) - timedelta(seconds=1))
     status, body = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
     assert status == 201, body
