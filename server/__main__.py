@@ -55,8 +55,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_audit(args: argparse.Namespace) -> int:
+    from .services.audit_seal import verify_seals
     from .store.audit import AuditStore
+    from .store.audit_seals import AuditSealStore
     from .store.db import create_pool
+    from .validate.anchors import load_anchors
 
     settings = _settings()
 
@@ -64,17 +67,26 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
         pool = await create_pool(settings.database_url, max_size=1)
         try:
             report = await AuditStore(pool).verify()
+            seals = await verify_seals(AuditSealStore(pool), load_anchors(settings.anchor_paths))
         finally:
             await pool.close()
-        if report.ok:
-            print(f"vep: audit chain intact ({report.records} records)")
-            return 0
-        print(
-            f"vep: audit chain BROKEN at record {report.first_bad_seq}: {report.problem} "
-            f"({report.records} records verified before it)",
-            file=sys.stderr,
+        if not report.ok:
+            print(
+                f"vep: audit chain BROKEN at record {report.first_bad_seq}: {report.problem} "
+                f"({report.records} records verified before it)",
+                file=sys.stderr,
+            )
+            return 1
+        if not seals.ok:
+            print(f"vep: audit chain BROKEN: {seals.problem}", file=sys.stderr)
+            return 1
+        sealed = (
+            f"; {seals.seals} seal(s), the last over record {seals.last_seq}"
+            if seals.last_seq is not None
+            else "; not sealed yet"
         )
-        return 1
+        print(f"vep: audit chain intact ({report.records} records{sealed})")
+        return 0
 
     return asyncio.run(run())
 

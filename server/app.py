@@ -26,6 +26,7 @@ from .jobs.scheduler import JobScheduler
 from .jobs.setup import job_runner, scheduled_names
 from .notify.notifier import Notifier
 from .receipts import receipt_issuer_from_settings
+from .services.audit_seal import audit_sealer_from_settings
 from .services.wiring import build_services
 from .settings import Settings
 from .store import migrate
@@ -85,7 +86,16 @@ def _resources(  # type: ignore[no-untyped-def]
                 content = FileContentStore(settings.data_dir / "content", load_master_key(key_file))
                 sealer = sealer_from_settings(settings, http_client)
                 receipts = receipt_issuer_from_settings(settings, http_client)
-                services = build_services(settings, clock, pool, checker, content, sealer, receipts)
+                services = build_services(
+                    settings,
+                    clock,
+                    pool,
+                    checker,
+                    content,
+                    sealer,
+                    receipts,
+                    audit_sealer_from_settings(settings, pool, http_client),
+                )
                 app[SERVICES] = services
                 # min 0: a node whose jobs are all idle holds no extra connection
                 lock_pool = await create_pool(settings.database_url, min_size=0, max_size=4)

@@ -12,6 +12,7 @@ from .clock import Clock
 from .content.keys import load_master_key
 from .content.store import FileContentStore
 from .evidence.factory import sealer_from_settings
+from .services.audit_seal import audit_sealer_from_settings
 from .services.container import Services
 from .services.wiring import build_services
 from .settings import Settings
@@ -37,7 +38,13 @@ async def cli_services(settings: Settings, clock: Clock) -> AsyncIterator[Servic
                 load_master_key(settings.effective_content_key_file),
             )
             yield build_services(
-                settings, clock, pool, checker, content, sealer_from_settings(settings, http)
+                settings,
+                clock,
+                pool,
+                checker,
+                content,
+                sealer_from_settings(settings, http),
+                audit_seal=audit_sealer_from_settings(settings, pool, http),
             )
     finally:
         await pool.close()

@@ -271,6 +271,12 @@ TABLES: tuple[Table, ...] = (
         drop=("message", "wrapped_key", "key_version"),
     ),
     Table(
+        "audit_seals.jsonl",
+        "audit seals",
+        "SELECT count(*) FROM audit_seals",
+        "SELECT * FROM audit_seals ORDER BY seq, seal_id",
+    ),
+    Table(
         "invoices.jsonl",
         "invoices",
         "SELECT count(*) FROM invoices",

@@ -24,6 +24,11 @@ async def _retention(ctx: JobContext) -> int:
     return await ctx.services.retention.purge_due(ctx.now, ctx.done)
 
 
+async def _audit_seal(ctx: JobContext) -> int:
+    sealer = ctx.services.audit_seal
+    return 0 if sealer is None else await sealer.run(ctx.now, ctx.done)
+
+
 async def _billing(ctx: JobContext) -> int:
     return await ctx.services.billing.run(ctx.now, ctx.done)
 
@@ -75,6 +80,13 @@ def catalog(outbox_worker: OutboxWorker | None, outbox_seconds: float = 2.0) -> 
             "content files no committed row refers to are removed",
             Schedule.parse("daily 02:40"),
             _content_sweep,
+        ),
+        Job(
+            "audit-seal",
+            "R9.1",
+            "the head of the audit chain sealed and time-stamped (removal is detected)",
+            Schedule.parse("every 15m"),
+            _audit_seal,
         ),
         Job(
             "billing",

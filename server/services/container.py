@@ -12,6 +12,7 @@ from ..store.audit import AuditStore
 from ..store.outbox import OutboxStore
 from ..store.persons import PersonStore
 from .acceptance import AcceptanceService
+from .audit_seal import AuditChainSealer
 from .authentication import Authenticator
 from .billing import BillingService
 from .closure import ClosureService
@@ -53,3 +54,5 @@ class Services:
     closure: ClosureService
     billing: BillingService
     wind_down: WindDownService
+    #: R9.1: seals the audit chain's head (the ``audit-seal`` job); None without a seal key
+    audit_seal: AuditChainSealer | None = None

@@ -30,6 +30,7 @@ from ..trust.validation import CertificateChecker
 from ..validate.anchors import load_anchors
 from .acceptance import AcceptanceService
 from .admin_password import AdminPasswordGuard
+from .audit_seal import AuditChainSealer
 from .authentication import Authenticator
 from .billing import BillingService
 from .closure import ClosureService
@@ -56,6 +57,7 @@ def build_services(
     content: ContentStore,
     sealer: EvidenceSealer,
     receipts: ReceiptIssuer | None = None,
+    audit_seal: AuditChainSealer | None = None,
 ) -> Services:
     audit = AuditStore(pool)
     persons = PersonStore(pool)
@@ -155,4 +157,5 @@ def build_services(
         closure=ClosureService(clock, lifecycle, checker),
         billing=BillingService(settings, clock, BillingStore(pool, audit, lifecycle)),
         wind_down=WindDownService(settings, clock, wind_down_store, lifecycle, checker, gate),
+        audit_seal=audit_seal,
     )

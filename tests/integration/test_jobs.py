@@ -29,6 +29,7 @@ from tests.support import RunningServer, make_settings, running_server
 pytestmark = pytest.mark.integration
 
 ALL_JOBS = {
+    "audit-seal",
     "billing",
     "deemed-service",
     "retention",

@@ -1,0 +1,87 @@
+"""R9.1: the audit chain is sealed, so that removing its newest records is detected too.
+
+The hash chain shows any change to a record and any gap, but not that the newest records
+were cut off: what is left is still a valid chain. So the ``audit-seal`` job seals the
+chain's head — the statement ``seq`` + ``hash`` of the newest record — with the provider's
+seal as a detached CAdES-B-T (time-stamped by the evidence TSA). ``vep verify-audit`` then
+checks every seal (intact, by a certificate that chains to the anchors) and that the record
+it names is still there with that hash: the newest records can only go unnoticed back to
+the last seal (the job's interval).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+import asyncpg
+from asn1crypto import x509
+
+from ..evidence.factory import timestamper_from_settings
+from ..evidence.signer import load_signer
+from ..export.archive import ProviderSeal, provider_seal
+from ..settings import Settings
+from ..store.audit_seals import AuditSealStore
+from ..validate import validate
+
+Done = Callable[[int], Awaitable[None]]
+
+
+def statement(seq: int, digest: bytes) -> bytes:
+    """The exact bytes a seal signs."""
+    return f"VEP audit chain seal 1\nseq: {seq}\nhash: {digest.hex()}\n".encode("ascii")
+
+
+class AuditChainSealer:
+    def __init__(self, store: AuditSealStore, seal: ProviderSeal) -> None:
+        self._store = store
+        self._seal = seal
+
+    async def run(self, now: datetime, done: Done) -> int:
+        """The ``audit-seal`` job: seal the head when it moved since the last seal."""
+        head = await self._store.chain_head()
+        last = await self._store.last()
+        if head is None or (last is not None and last.seq >= head[0]):
+            return 0
+        seq, digest = head
+        signature = await self._seal.seal(io.BytesIO(statement(seq, digest)))
+        await self._store.add(seq, digest, now, signature)
+        await done(1)
+        return 1
+
+
+@dataclass(frozen=True)
+class SealReport:
+    seals: int
+    ok: bool
+    problem: str | None = None
+    last_seq: int | None = None
+
+
+async def verify_seals(store: AuditSealStore, anchors: Sequence[x509.Certificate]) -> SealReport:
+    """Every seal intact and trusted, and every sealed record still there, unchanged."""
+    seals = await store.all()
+    for seal in seals:
+        report = await validate(seal.signature, statement(seal.seq, seal.hash), anchors)
+        signature = report.signatures[0] if len(report.signatures) == 1 else None
+        if not report.intact or signature is None:
+            return SealReport(len(seals), False, f"the seal over record {seal.seq} does not verify")
+        if signature.trusted is not True:
+            return SealReport(len(seals), False, f"the seal over record {seal.seq} is not trusted")
+        found = await store.record_hash_at(seal.seq)
+        if found is None:
+            return SealReport(len(seals), False, f"sealed record {seal.seq} is missing")
+        if found != seal.hash:
+            return SealReport(len(seals), False, f"sealed record {seal.seq} was changed")
+    return SealReport(len(seals), True, None, seals[-1].seq if seals else None)
+
+
+def audit_sealer_from_settings(
+    settings: Settings, pool: asyncpg.Pool, http: aiohttp.ClientSession
+) -> AuditChainSealer:
+    """The provider's seal key and the evidence TSA, as for the evidence (R6.5)."""
+    seal = provider_seal(load_signer(settings), timestamper_from_settings(settings, http))
+    return AuditChainSealer(AuditSealStore(pool), seal)

@@ -1,0 +1,86 @@
+"""R9.1: the audit chain is sealed, so that cutting off its newest records is detected — the
+one thing the hash chain alone cannot show."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from server.http.context import JOBS
+from server.services.audit_seal import statement, verify_seals
+from server.store.audit_seals import AuditSealStore
+from server.validate.anchors import load_anchors
+from tests.cli_support import vep, vep_env
+from tests.conftest import PkiService
+from tests.support import RunningServer, make_settings, running_server
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
+    async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
+        yield running
+
+
+async def seal(server: RunningServer) -> int:
+    result = await server.app[JOBS].run("audit-seal", manual=True)
+    assert result.status == "ran", result
+    return result.items
+
+
+async def login(server: RunningServer, identity: str) -> None:
+    async with server.client(identity) as client, client.get("/api/v1/session") as r:
+        assert r.status == 200  # a certificate check and a session start: audit records
+
+
+async def test_r9_1_the_head_is_sealed_and_a_cut_off_tail_is_detected(
+    server: RunningServer, dev_pki, database_url: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    pool = server.services.pool
+    store = AuditSealStore(pool)
+    anchors = load_anchors([server.pki.root])
+    assert await seal(server) == 0  # nothing to seal yet
+    await login(server, "qualified-qscd")
+    assert await seal(server) == 1
+    assert await seal(server) == 0  # the head did not move
+    await login(server, "qualified")
+    assert await seal(server) == 1
+    head = await pool.fetchval("SELECT max(seq) FROM audit_events")
+    report = await verify_seals(store, anchors)
+    assert (report.ok, report.seals, report.last_seq) == (True, 2, head)
+
+    # an independent tool accepts the seal over the exact statement
+    last = await store.last()
+    assert last is not None
+    (tmp_path / "statement").write_bytes(statement(last.seq, last.hash))
+    (tmp_path / "seal.p7s").write_bytes(last.signature)
+    command = ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any"]
+    command += ["-in", str(tmp_path / "seal.p7s"), "-content", str(tmp_path / "statement")]
+    command += ["-CAfile", str(server.pki.root), "-out", "/dev/null"]
+    openssl = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, check=False
+    )
+    assert openssl.returncode == 0, openssl.stderr
+
+    # the owner cuts off the newest records: the chain that is left is still a valid chain
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+        await conn.execute("DELETE FROM audit_events WHERE seq >= $1", head - 1)
+        await conn.execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
+    assert (await server.services.audit.verify()).ok
+    report = await verify_seals(store, anchors)
+    assert (report.ok, report.problem) == (False, f"sealed record {head} is missing")
+    env = vep_env(VEP_DATABASE_URL=database_url, VEP_DATA_DIR=str(dev_pki.directory.parent))
+    cli = vep("verify-audit", env=env)
+    assert cli.returncode == 1 and f"sealed record {head} is missing" in cli.stderr
+
+
+async def test_r9_1_a_seal_is_not_trusted_without_the_anchor(server: RunningServer) -> None:
+    await login(server, "qualified-qscd")
+    assert await seal(server) == 1
+    report = await verify_seals(AuditSealStore(server.services.pool), [])
+    assert not report.ok and "not trusted" in str(report.problem)
