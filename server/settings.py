@@ -18,21 +18,17 @@ from typing import Any, Literal
 
 from . import settings_lifecycle
 from .settings_lifecycle import LifecycleSettings
+from .settings_values import SettingsError as SettingsError  # re-exported: callers use it
+from .settings_values import bool_value as _bool
+from .settings_values import float_value as _float
+from .settings_values import int_value as _int
+from .settings_values import text_value as _text
 
 RevocationPolicy = Literal["require", "soft-fail"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ENV_PREFIX = "VEP_"
 CONFIG_VARIABLE = "VEP_CONFIG"
-
-
-class SettingsError(ValueError):
-    """A setting is unknown, missing or malformed; ``key`` names it as the user wrote it."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"setting {key}: {message}")
-        self.key = key
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -165,37 +161,6 @@ class Settings:
 # --- parsing ---------------------------------------------------------------------------
 
 
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("on", "true", "1", "yes"):
-        return True
-    if text in ("off", "false", "0", "no"):
-        return False
-    raise SettingsError(key, f"expected on or off, got {value!r}")
-
-
-def _int(key: str, value: Any, minimum: int = 0) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise SettingsError(key, f"expected an integer, got {value!r}") from None
-    if number < minimum:
-        raise SettingsError(key, f"must be at least {minimum}, got {number}")
-    return number
-
-
-def _float(key: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(key, f"expected a number, got {value!r}") from None
-    if number <= 0:
-        raise SettingsError(key, f"must be positive, got {number}")
-    return number
-
-
 def _listen(key: str, value: Any) -> tuple[str, int]:
     text = str(value)
     host, sep, port = text.rpartition(":")
@@ -286,13 +251,6 @@ def _types(key: str, value: Any) -> tuple[str, ...]:
     return types
 
 
-def _text(key: str, value: Any) -> str:
-    text = str(value).strip()
-    if not text:
-        raise SettingsError(key, "must not be empty")
-    return text
-
-
 #: key → parser returning {field: value}
 _PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "database_url": lambda k, v: {"database_url": _text(k, v)},
@@ -377,10 +335,7 @@ def load(toml_text: str | None, environ: Mapping[str, str], config_name: str = "
 
 def _lifecycle(into: dict[str, Any], key: str, name: str, raw: Any) -> None:
     field_name, parser = settings_lifecycle.PARSERS[key]
-    try:
-        into[field_name] = parser(name, raw)
-    except settings_lifecycle.LifecycleSettingError as exc:
-        raise SettingsError(exc.key, str(exc)) from None
+    into[field_name] = parser(name, raw)
 
 
 def _check_consistency(settings: Settings) -> None:

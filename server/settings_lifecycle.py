@@ -12,17 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .jobs.schedule import Schedule, ScheduleError, parse_overrides
+from .settings_values import SettingsError
+from .settings_values import int_value as _int
+from .settings_values import text_value as _text
 
 #: R8.1: "at least 3 months after receipt"; a shorter setting refuses to start.
 MIN_RETENTION_MONTHS = 3
-
-
-class LifecycleSettingError(ValueError):
-    """Raised with the offending key; :mod:`server.settings` turns it into SettingsError."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 @dataclass(frozen=True)
@@ -60,27 +55,6 @@ class LifecycleSettings:
     wind_down_check_seconds: int = 5
 
 
-def _int(key: str, value: Any, minimum: int = 0) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise LifecycleSettingError(key, f"not an integer: {value!r}") from None
-    if number < minimum:
-        raise LifecycleSettingError(key, f"must be at least {minimum}")
-    return number
-
-
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise LifecycleSettingError(key, f"not a boolean: {value!r}")
-
-
 def _which_jobs(key: str, value: Any) -> tuple[str, ...] | None:
     if isinstance(value, bool):
         return None if value else ()
@@ -98,13 +72,13 @@ def _schedules(key: str, value: Any) -> dict[str, Schedule]:
             return {str(k): Schedule.parse(str(v)) for k, v in value.items()}
         return parse_overrides(str(value))
     except ScheduleError as exc:
-        raise LifecycleSettingError(key, str(exc)) from None
+        raise SettingsError(key, str(exc)) from None
 
 
 def _retention(key: str, value: Any) -> int:
     months = _int(key, value)
     if months < MIN_RETENTION_MONTHS:
-        raise LifecycleSettingError(
+        raise SettingsError(
             key, f"R8.1 keeps deliveries at least {MIN_RETENTION_MONTHS} months after receipt"
         )
     return months
@@ -114,7 +88,7 @@ def _days(key: str, value: Any) -> tuple[int, ...]:
     items = value if isinstance(value, list | tuple) else str(value).split(",")
     days = tuple(_int(key, item, 1) for item in items if str(item).strip())
     if list(days) != sorted(set(days)):
-        raise LifecycleSettingError(key, "days must be increasing and distinct")
+        raise SettingsError(key, "days must be increasing and distinct")
     return days
 
 
@@ -126,14 +100,7 @@ def _names(key: str, value: Any) -> tuple[str, ...]:
 def _secret(key: str, value: Any) -> str:
     text = str(value)
     if len(text) < 16:
-        raise LifecycleSettingError(key, "must be at least 16 characters")
-    return text
-
-
-def _text(key: str, value: Any) -> str:
-    text = str(value).strip()
-    if not text:
-        raise LifecycleSettingError(key, "must not be empty")
+        raise SettingsError(key, "must be at least 16 characters")
     return text
 
 
