@@ -101,18 +101,17 @@ class LifecycleService:
     async def grant_readonly(self, address: str, until: datetime, operator: str) -> datetime:
         """R8.4: on written request, read-only access to a terminated mailbox until ``until``
         (at most 3 months after the termination)."""
-        mailbox = await self._store.pool.fetchrow(
-            "SELECT state, closed_at FROM mailboxes WHERE address = $1", address
-        )
-        if mailbox is None:
+        found = await self._store.closure_of(address)
+        if found is None:
             raise NotFound(f"No mailbox {address}.")
-        if mailbox["state"] not in ("closed", "readonly") or mailbox["closed_at"] is None:
+        state, closed_at = found
+        if state not in ("closed", "readonly") or closed_at is None:
             raise Conflict(
-                f"{address} is {mailbox['state']}: read-only access is for terminated mailboxes.",
+                f"{address} is {state}: read-only access is for terminated mailboxes.",
                 "not_terminated",
             )
         now = self._clock.now()
-        limit = add_months(mailbox["closed_at"], READONLY_MAX_MONTHS)
+        limit = add_months(closed_at, READONLY_MAX_MONTHS)
         if until > limit:
             raise InvalidFields(
                 [{"field": "until", "reason": "beyond_three_months", "limit": limit.isoformat()}]

@@ -12,13 +12,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from .audit import AuditStore
 from .lifecycle import OPEN_STATES, LifecycleStore, notify_mailbox
 from .outbox import OutboxStore
+
+if TYPE_CHECKING:
+    from .db import Connection
 
 
 class PaymentReplayed(Exception):
@@ -135,7 +138,9 @@ class BillingStore:
             await self._notify(conn, subscriber_id, "invoice_issued", issued_at)
         return invoice
 
-    async def _notify(self, conn: Any, subscriber_id: uuid.UUID, notice: str, at: datetime) -> None:
+    async def _notify(
+        self, conn: Connection, subscriber_id: uuid.UUID, notice: str, at: datetime
+    ) -> None:
         address = await conn.fetchval(
             "SELECT address FROM mailboxes WHERE subscriber_id = $1 ORDER BY created_at LIMIT 1",
             subscriber_id,

@@ -124,7 +124,7 @@ async def forget(conn: Executor, run_id: int) -> None:
 
 
 class JobRunStore:
-    """Reading the runs (``vep jobs``, tests, health)."""
+    """Reading the runs (``vep jobs``)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -136,12 +136,3 @@ class JobRunStore:
                FROM job_runs ORDER BY job, started_at DESC, run_id DESC"""
         )
         return {row["job"]: _run(row) for row in rows}
-
-    async def runs(self, job: str) -> list[JobRun]:
-        rows = await self.pool.fetch(
-            """SELECT run_id, job, trigger, slot, node, started_at, finished_at, outcome,
-                      items, error
-               FROM job_runs WHERE job = $1 ORDER BY run_id""",
-            job,
-        )
-        return [_run(row) for row in rows]

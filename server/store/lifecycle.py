@@ -229,6 +229,13 @@ class LifecycleStore:
             )
         return changed
 
+    async def closure_of(self, address: str) -> tuple[str, datetime | None] | None:
+        """(state, closed_at) of a mailbox, or None when there is no such mailbox."""
+        row = await self.pool.fetchrow(
+            "SELECT state, closed_at FROM mailboxes WHERE address = $1", address
+        )
+        return (row["state"], row["closed_at"]) if row else None
+
     async def temporary_overdue(self, created_before: datetime) -> list[str]:
         """R2.3: temporary mailboxes opened at or before the cutoff with no paper contract."""
         rows = await self.pool.fetch(
