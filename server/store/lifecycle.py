@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from .audit import AuditStore
-from .mailboxes import StateChange
+from .mailboxes import StateChange, record_state_change
 from .outbox import OutboxStore
 
 if TYPE_CHECKING:
@@ -89,44 +89,18 @@ class LifecycleStore:
         """Move ``address`` from one of ``expect`` to ``to_state``; None if not in them."""
         if conn is None:
             async with self.pool.acquire() as own, own.transaction():
-                return await self._transition(
-                    own,
+                return await self.transition(
                     address,
                     to_state,
                     at,
                     actor,
                     reason,
-                    expect,
-                    notice,
-                    closure_reason,
-                    readonly_until,
+                    expect=expect,
+                    notice=notice,
+                    closure_reason=closure_reason,
+                    readonly_until=readonly_until,
+                    conn=own,
                 )
-        return await self._transition(
-            conn,
-            address,
-            to_state,
-            at,
-            actor,
-            reason,
-            expect,
-            notice,
-            closure_reason,
-            readonly_until,
-        )
-
-    async def _transition(
-        self,
-        conn: Connection,
-        address: str,
-        to_state: str,
-        at: datetime,
-        actor: str,
-        reason: str,
-        expect: tuple[str, ...],
-        notice: str | None,
-        closure_reason: str | None,
-        readonly_until: datetime | None,
-    ) -> StateChange | None:
         # NO KEY UPDATE, not UPDATE: a submission's foreign-key checks take KEY SHARE on the
         # mailboxes after its audit append, and FOR UPDATE would deadlock with that order.
         row = await conn.fetchrow(
@@ -156,25 +130,13 @@ class LifecycleStore:
             closure_reason,
             readonly_until,
         )
-        await conn.execute(
-            """INSERT INTO mailbox_state_changes
-                   (address, from_state, to_state, changed_at, actor, reason)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            address,
-            current,
-            to_state,
-            at,
-            actor,
-            reason,
-        )
-        record: dict[str, Any] = {"address": address, "from": current, "to": to_state}
-        record["reason"] = reason
-        await self._audit.append(at, actor, "mailbox.state", "success", record, conn=conn)
+        change = StateChange(address, current, to_state, at, actor, reason)
+        await record_state_change(conn, self._audit, change)
         if to_state == "closed":
             await self._end_contract_if_last(conn, row["subscriber_id"], at, closure_reason)
         if notice is not None:
             await notify_mailbox(conn, self._outbox, address, notice, at)
-        return StateChange(address, current, to_state, at, actor, reason)
+        return change
 
     async def _end_contract_if_last(
         self, conn: Connection, subscriber_id: Any, at: datetime, reason: str | None
@@ -201,17 +163,16 @@ class LifecycleStore:
     ) -> StateChange | None:
         """R8.3: store the signed request and close the mailbox, both or neither."""
         async with self.pool.acquire() as conn, conn.transaction():
-            changed = await self._transition(
-                conn,
+            changed = await self.transition(
                 address,
                 "closed",
                 at,
                 person_id,
                 "closed on the subscriber's signed request (R8.3)",
-                ("temporary", "active", "suspended"),
-                "closed",
-                "subscriber_request",
-                None,
+                expect=("temporary", "active", "suspended"),
+                notice="closed",
+                closure_reason="subscriber_request",
+                conn=conn,
             )
             if changed is None:
                 return None

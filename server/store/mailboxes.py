@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from .audit import AuditStore
+
+if TYPE_CHECKING:
+    from .db import Connection
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,35 @@ class PasswordTry:
 
     counters: PasswordCounters
     password_hash: str
+
+
+async def record_state_change(conn: Connection, audit: AuditStore, change: StateChange) -> None:
+    """The history row (R3.3) and the audit record (R9.1) of a state change, in the caller's
+    transaction: every path that moves a mailbox writes both the same way."""
+    await conn.execute(
+        """INSERT INTO mailbox_state_changes
+               (address, from_state, to_state, changed_at, actor, reason)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        change.address,
+        change.from_state,
+        change.to_state,
+        change.changed_at,
+        change.actor,
+        change.reason,
+    )
+    await audit.append(
+        change.changed_at,
+        change.actor,
+        "mailbox.state",
+        "success",
+        {
+            "address": change.address,
+            "from": change.from_state,
+            "to": change.to_state,
+            "reason": change.reason,
+        },
+        conn=conn,
+    )
 
 
 _SELECT = """SELECT m.*, s.kind AS subscriber_kind
@@ -135,26 +167,9 @@ class MailboxStore:
             await conn.execute(
                 "UPDATE mailboxes SET state = $2 WHERE address = $1", address, to_state
             )
-            await conn.execute(
-                """INSERT INTO mailbox_state_changes
-                       (address, from_state, to_state, changed_at, actor, reason)
-                   VALUES ($1, $2, $3, $4, $5, $6)""",
-                address,
-                current,
-                to_state,
-                at,
-                actor,
-                reason,
-            )
-            await self._audit.append(
-                at,
-                actor,
-                "mailbox.state",
-                "success",
-                {"address": address, "from": current, "to": to_state, "reason": reason},
-                conn=conn,
-            )
-        return StateChange(address, current, to_state, at, actor, reason)
+            change = StateChange(address, current, to_state, at, actor, reason)
+            await record_state_change(conn, self._audit, change)
+        return change
 
     async def record_paper_contract(self, address: str, at: datetime, actor: str) -> bool:
         status = await self._pool.execute(
