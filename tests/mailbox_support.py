@@ -115,6 +115,16 @@ async def add_delegate(
             return r.status, await r.json(content_type=None)
 
 
+async def open_delivery_world(server: RunningServer) -> None:
+    """The parties of the delivery tests: Primer d.o.o. (primer@vep.si, Ana, LoA high), made
+    a public body by an operator; Dejan (dejan@vep.si, LoA high); Bojan (bojan@vep.si, LoA
+    substantial)."""
+    await open_mailbox(server, "qualified-qscd", legal("primer"))
+    await open_mailbox(server, "delegate", natural("dejan", tax_number="12345679"))
+    await open_mailbox(server, "qualified", natural("bojan", tax_number="23456787"))
+    await server.services.operator.set_public_body("primer@vep.si", True, "maja")
+
+
 def person_id(server: RunningServer, identity: str) -> str:
     from server.trust.certs import parse
 

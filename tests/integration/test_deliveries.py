@@ -20,11 +20,15 @@ import pytest
 from lxml import etree
 
 from server.evidence import xml as evidence_xml
-from server.services.operator import OperatorService
-from server.store.mailboxes import MailboxStore
 from server.tools.sign import async_sign_cades_detached
 from tests.conftest import PkiService
-from tests.mailbox_support import legal, natural, open_mailbox, sample_contract_pdf
+from tests.mailbox_support import (
+    legal,
+    natural,
+    open_delivery_world,
+    open_mailbox,
+    sample_contract_pdf,
+)
 from tests.support import RunningServer, make_settings, running_server
 
 pytestmark = pytest.mark.integration
@@ -37,12 +41,7 @@ PDF = b"%PDF-1.4\n% sodba / judgment\n" + bytes(range(256)) * 64 + b"\n%%EOF\n"
 @pytest.fixture
 async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
     async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
-        await open_mailbox(running, "qualified-qscd", legal("primer"))
-        await open_mailbox(running, "delegate", natural("dejan", tax_number="12345679"))
-        await open_mailbox(running, "qualified", natural("bojan", tax_number="23456787"))
-        await OperatorService(
-            running.clock, MailboxStore(running.services.pool, running.services.audit)
-        ).set_public_body(COURT, True, "maja")
+        await open_delivery_world(running)
         yield running
 
 
@@ -579,9 +578,7 @@ async def own_data_server(dev_pki, pki_service: PkiService, database_url: str, t
     async with running_server(settings, dev_pki) as running:
         await open_mailbox(running, "qualified-qscd", legal("primer"))
         await open_mailbox(running, "delegate", natural("dejan", tax_number="12345679"))
-        await OperatorService(
-            running.clock, MailboxStore(running.services.pool, running.services.audit)
-        ).set_public_body(COURT, True, "maja")
+        await running.services.operator.set_public_body(COURT, True, "maja")
         yield running
 
 
@@ -626,9 +623,7 @@ async def test_r5_3_login_mode_acceptance_and_rejection(
     async with running_server(settings, dev_pki) as server:
         await open_mailbox(server, "qualified-qscd", legal("primer"))
         await open_mailbox(server, "delegate", natural("dejan", tax_number="12345679"))
-        await OperatorService(
-            server.clock, MailboxStore(server.services.pool, server.services.audit)
-        ).set_public_body(COURT, True, "maja")
+        await server.services.operator.set_public_body(COURT, True, "maja")
         first = (await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt"))[1]
         async with server.client("delegate") as dejan:
             async with dejan.post(f"/api/v1/deliveries/{first['delivery_id']}/accept") as r:
@@ -700,9 +695,7 @@ async def test_r5_3_one_senders_acceptance_evidence_reveals_nothing_of_another(
     each sender gets only its own salt and can check its own line."""
     from server.services.acceptance import delivery_commitment
 
-    await OperatorService(
-        server.clock, MailboxStore(server.services.pool, server.services.audit)
-    ).set_public_body(BOJAN, True, "maja")
+    await server.services.operator.set_public_body(BOJAN, True, "maja")
     secret_files = [("ovadba-zoper-dejana.pdf", PDF, "application/pdf")]
     async with server.client("qualified") as bojan:
         meta = {"to": [DEJAN], "subject": "ZAUPNO kazenska ovadba", "kind": "return_receipt"}

@@ -14,9 +14,7 @@ from server.evidence import xml as evidence_xml
 from server.http.context import JOBS
 from server.registry.business import FixtureRegister
 from server.services.lifecycle import LifecycleService, add_months, add_years
-from server.services.operator import OperatorService
 from server.store.lifecycle import LifecycleStore
-from server.store.mailboxes import MailboxStore
 from server.tools.sign import async_sign_cades_detached
 from tests.cli_support import vep, vep_env
 from tests.conftest import PkiService
@@ -30,7 +28,7 @@ from tests.integration.test_deliveries import (
     send,
     xmlsec_verify,
 )
-from tests.mailbox_support import legal, natural, open_mailbox
+from tests.mailbox_support import legal, natural, open_delivery_world, open_mailbox
 from tests.support import RunningServer, make_settings, running_server
 
 pytestmark = pytest.mark.integration
@@ -41,12 +39,7 @@ MOJCA = "mojca@vep.si"  # revocable-mailbox: her only certificate gets revoked
 @pytest.fixture
 async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
     async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
-        await open_mailbox(running, "qualified-qscd", legal("primer"))
-        await open_mailbox(running, "delegate", natural("dejan", tax_number="12345679"))
-        await open_mailbox(running, "qualified", natural("bojan", tax_number="23456787"))
-        await OperatorService(
-            running.clock, MailboxStore(running.services.pool, running.services.audit)
-        ).set_public_body(COURT, True, "maja")
+        await open_delivery_world(running)
         yield running
 
 
@@ -93,9 +86,7 @@ async def test_r2_3_temporary_mailbox_suspended_on_day_8_not_day_7(server: Runni
             name="Kranjc in partnerji, odvetniška družba o.p., d.o.o.",
         ),
     )
-    await OperatorService(
-        server.clock, MailboxStore(server.services.pool, server.services.audit)
-    ).contract_received(waiting["address"], "maja")
+    await server.services.operator.contract_received(waiting["address"], "maja")
     server.clock.advance(timedelta(days=7, hours=23, minutes=59, seconds=59))
     assert await run_job(server, "temporary-mailboxes") == 0
     assert await state(server, "zupan@vep.si") == "temporary"

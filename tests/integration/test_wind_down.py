@@ -15,10 +15,8 @@ from asn1crypto import cms as asn1_cms
 from server.errors import Conflict, Refused, SignatureRefused
 from server.export import verify_archive
 from server.http.context import JOBS
-from server.services.operator import OperatorService
 from server.services.wind_down import Phase
 from server.settings_lifecycle import LifecycleSettings
-from server.store.mailboxes import MailboxStore
 from server.store.wind_down import WindDown
 from server.tools.sign import async_sign_cades_detached
 from server.trust.certs import parse
@@ -26,7 +24,7 @@ from server.validate.anchors import load_anchors
 from tests.cli_support import vep, vep_env
 from tests.conftest import PkiService
 from tests.integration.test_deliveries import BOJAN, COURT, DEJAN, get, send, xmlsec_verify
-from tests.mailbox_support import legal, natural, open_mailbox
+from tests.mailbox_support import natural, open_delivery_world
 from tests.support import RunningServer, make_settings, running_server
 
 pytestmark = pytest.mark.integration
@@ -61,12 +59,7 @@ def cli_env(dev_pki, database_url: str) -> dict[str, str]:  # type: ignore[no-un
 async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
     settings = make_settings(dev_pki, database_url, lifecycle=lifecycle(dev_pki))
     async with running_server(settings, dev_pki) as running:
-        await open_mailbox(running, "qualified-qscd", legal("primer"))
-        await open_mailbox(running, "delegate", natural("dejan", tax_number="12345679"))
-        await open_mailbox(running, "qualified", natural("bojan", tax_number="23456787"))
-        await OperatorService(
-            running.clock, MailboxStore(running.services.pool, running.services.audit)
-        ).set_public_body(COURT, True, "maja")
+        await open_delivery_world(running)
         yield running
 
 
