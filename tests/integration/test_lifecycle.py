@@ -28,7 +28,7 @@ from tests.integration.test_deliveries import (
     send,
     xmlsec_verify,
 )
-from tests.mailbox_support import legal, natural, open_delivery_world, open_mailbox
+from tests.mailbox_support import add_delegate, legal, natural, open_delivery_world, open_mailbox
 from tests.support import RunningServer, make_settings, running_server
 
 pytestmark = pytest.mark.integration
@@ -161,6 +161,10 @@ async def test_r8_1_content_deleted_early_only_on_request_after_receipt(
             return r.status, await r.json(content_type=None)
 
     status, body = await delete("qualified")  # Bojan: no party to it
+    assert (status, body["reason"]) == (404, "not_found")
+    # a member of the sender's mailbox with read but not manage may not ask for it
+    assert (await add_delegate(server, "qualified-qscd", COURT, "reader", ["read"]))[0] == 201
+    status, body = await delete("reader")
     assert (status, body["reason"]) == (404, "not_found")
     status, body = await delete("delegate")  # Dejan has not downloaded it yet
     assert (status, body["reason"]) == (409, "not_received")
