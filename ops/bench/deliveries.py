@@ -6,7 +6,13 @@ service), starts ``vep serve`` as its own process, registers a sender and a reci
 through the real API, then N clients with client certificates and keep-alive connections
 submit 4 KB registered deliveries for the given time. The baseline is
 ``baseline_server.py``: the same TLS context and multipart body, one asyncpg INSERT, no
-certificate check, no encryption, no evidence. Loopback only, bounded in time.
+certificate check, no encryption, no evidence, run with as many processes as VEP
+(``--workers``). Loopback only, bounded in time.
+
+Besides deliveries/s and latency it reports the CPU each party spent per delivery — the
+server processes, PostgreSQL (the postmaster and its backends) and this load generator —
+read from ``/proc`` over the same window (``cpu.py``): on a machine where all three share
+the cores, that is what says where the time goes.
 
 Usage: ``make bench-deliveries`` or
 ``python ops/bench/deliveries.py --seconds 30 --connections 16``.
@@ -24,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -33,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from ops.bench.auth_bench import free_port, pct, wait_http  # noqa: E402
+from ops.bench.cpu import CpuWindow, postmaster_pid  # noqa: E402
 from server.devpki.generate import DevPki, generate  # noqa: E402
 from server.tls import client_context  # noqa: E402
 from server.tools.sign import async_sign_pades  # noqa: E402
@@ -83,9 +91,23 @@ def form() -> aiohttp.FormData:
     return data
 
 
+@dataclass(frozen=True)
+class Result:
+    name: str
+    rate: float
+    latencies: list[float]
+    cpu_ms: dict[str, float]  # CPU milliseconds per delivery, per party
+
+
 async def load(
-    pki: DevPki, base: str, path: str, seconds: float, connections: int
-) -> tuple[float, list[float]]:
+    pki: DevPki,
+    base: str,
+    path: str,
+    seconds: float,
+    connections: int,
+    parties: dict[str, tuple[tuple[int, ...], bool]],
+    name: str,
+) -> Result:
     latencies: list[float] = []
     stop = time.monotonic() + seconds
 
@@ -99,8 +121,16 @@ async def load(
                 latencies.append((time.perf_counter() - started) * 1000)
 
     began = time.monotonic()
+    window = CpuWindow.start(parties)
     await asyncio.gather(*(worker() for _ in range(connections)))
-    return len(latencies) / (time.monotonic() - began), latencies
+    cpu = window.stop()
+    done = len(latencies)
+    return Result(
+        name,
+        done / (time.monotonic() - began),
+        latencies,
+        {party: 1000 * seconds / done for party, seconds in cpu.items()},
+    )
 
 
 async def run(seconds: float, connections: int, tsa: str, workers: int) -> str:
@@ -155,6 +185,7 @@ async def run(seconds: float, connections: int, tsa: str, workers: int) -> str:
                 dsn.replace("/postgres?", "/vep_baseline?"),
                 str(work),
                 str(base_port),
+                str(workers),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -163,36 +194,55 @@ async def run(seconds: float, connections: int, tsa: str, workers: int) -> str:
         )
         procs.append(baseline)
         assert baseline.stdout is not None
-        baseline.stdout.readline()
+        for _ in range(workers):
+            baseline.stdout.readline()
         vep = f"https://127.0.0.1:{port}"
         await register(pki, vep, "qualified-qscd", "ana", "10000003")
         await register(pki, vep, "delegate", "dejan", "12345679")
-        rows = []
-        for name, base, path in (
-            ("baseline: TLS + multipart + one INSERT", f"https://127.0.0.1:{base_port}", "/submit"),
-            (
-                f"VEP: registered delivery, 4 KB, 2 evidences ({tsa} TSA, {workers} proc.)",
+        postgres = ((postmaster_pid(work / "pg-cluster"),), True)
+        client = ((os.getpid(),), False)
+        rows = [
+            await load(
+                pki,
+                f"https://127.0.0.1:{base_port}",
+                "/submit",
+                seconds,
+                connections,
+                {"server": ((baseline.pid,), True), "postgres": postgres, "client": client},
+                f"baseline: TLS + multipart + one INSERT ({workers} proc.)",
+            ),
+            await load(
+                pki,
                 vep,
                 "/api/v1/mailboxes/ana@vep.si/deliveries",
+                seconds,
+                connections,
+                {"server": ((server.pid,), True), "postgres": postgres, "client": client},
+                f"VEP: registered delivery, 4 KB, 2 evidences ({tsa} TSA, {workers} proc.)",
             ),
-        ):
-            rps, lat = await load(pki, base, path, seconds, connections)
-            rows.append((name, rps, statistics.median(lat), pct(lat, 0.99)))
+        ]
     finally:
         for proc in reversed(procs):
             proc.terminate()
             proc.wait(timeout=15)
         subprocess.run([str(pg), "destroy", str(work)], check=False, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)  # the dev PKI's keys and the content files
-    base_rps = rows[0][1]
+    base_rate = rows[0].rate
     lines = [
-        f"{connections} clients with client certificates, keep-alive, {seconds:.0f} s each:",
+        f"{connections} clients with client certificates, keep-alive, {seconds:.0f} s each;"
+        " CPU ms per delivery from /proc over the same window:",
         "",
-        "| measurement | deliveries/s | p50 ms | p99 ms | vs baseline |",
-        "|---|---:|---:|---:|---:|",
+        "| measurement | deliveries/s | p50 ms | p99 ms | vs baseline "
+        "| CPU server | CPU PostgreSQL | CPU client |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, rps, p50, p99 in rows:
-        lines.append(f"| {name} | {rps:,.0f} | {p50:.1f} | {p99:.1f} | {rps / base_rps:.2f}× |")
+    for row in rows:
+        lat, cpu = row.latencies, row.cpu_ms
+        lines.append(
+            f"| {row.name} | {row.rate:,.0f} | {statistics.median(lat):.1f} "
+            f"| {pct(lat, 0.99):.1f} | {row.rate / base_rate:.2f}× "
+            f"| {cpu['server']:.2f} | {cpu['postgres']:.2f} | {cpu['client']:.2f} |"
+        )
     return "\n".join(lines)
 
 
