@@ -1,9 +1,10 @@
 """Evidence of every delivery step (R6.1, R6.2, R6.5, R6.6).
 
 An :class:`~server.evidence.model.EvidenceEvent` becomes an ETSI EN 319 522-3-shaped XML
-document (:mod:`.xml`), sealed by the provider as XAdES-B-T (:mod:`.seal`: signxml + an
-RFC 3161 time-stamp from :mod:`.timestamper`) with a key from a file or a PKCS#11 token
-(:mod:`.signer`), and verifiable by anyone with :mod:`.verify`, xmlsec1 and openssl ts.
+document (:mod:`.xml`, written as canonical text: :mod:`.c14n`), sealed by the provider
+as XAdES-B-T (:mod:`.seal`: :mod:`.xades_b` + an RFC 3161 time-stamp from
+:mod:`.timestamper`) with a key from a file or a PKCS#11 token (:mod:`.signer`), and
+verifiable by anyone with :mod:`.verify`, xmlsec1 and openssl ts.
 """
 
 from .errors import EvidenceError, NotQualified, SignerError, TimestampError

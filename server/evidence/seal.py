@@ -5,16 +5,19 @@ writes an enveloped ``ds:Signature`` as the last child of ``Evidence``: one refe
 whole document (URI "" with the enveloped-signature transform), one to the signed
 properties (SigningTime, SigningCertificateV2, DataObjectFormat), one to KeyInfo; SHA-256
 throughout; the certificate chain in ``ds:X509Data`` and no KeyValue (the certificate is
-authoritative). It fills a template built once per sealer (signxml's generic signer, used
-before, rebuilt all of it per seal). Canonicalisation is inclusive C14N 1.0 on purpose: the
-SignedProperties and KeyInfo references have no Transforms element, which XML-DSig
-(§4.4.3.2) and therefore xmlsec1 read as inclusive C14N 1.0; the signature's C14N is the
-same, so every digest is over one canonical form.
+authoritative). Canonicalisation is inclusive C14N 1.0 on purpose: the SignedProperties
+and KeyInfo references have no Transforms element, which XML-DSig (§4.4.3.2) and therefore
+xmlsec1 read as inclusive C14N 1.0; the signature's C14N is the same, so every digest is
+over one canonical form. The evidence (:func:`.xml.render`) and the signature are written
+as that canonical text directly, so a seal builds no XML tree and runs no canonicaliser:
+the digests are over the strings written (issue 4 benchmark; see :mod:`.c14n`). Only the
+private-key operation runs in a thread for a PKCS#11 key.
 
 XAdES-T (EN 319 132-1 §5.3, B-T): an RFC 3161 token over the digest of the ``ds:
 SignatureValue`` element canonicalised with the algorithm named in the time-stamp's own
 ``ds:CanonicalizationMethod``, placed in ``UnsignedSignatureProperties/SignatureTimeStamp``
-as ``EncapsulatedTimeStamp``. Unsigned properties are outside the signature, so xmlsec1 and
+as ``EncapsulatedTimeStamp``; that canonical form is written here too
+(:func:`signature_value_c14n`). Unsigned properties are outside the signature, so xmlsec1 and
 signxml still verify it; :mod:`server.evidence.verify` checks the token separately.
 
 R6.6, fail closed: in qualified mode the sealer refuses (:class:`NotQualified`) unless the
@@ -33,7 +36,6 @@ from datetime import UTC, datetime
 
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from lxml import etree
 from signxml.algorithms import CanonicalizationMethod
 
 from ..trust.certs import qc_info
@@ -43,10 +45,9 @@ from .errors import NotQualified, SignerError, TimestampError
 from .model import CertRef, EventName, EvidenceEvent, IssuerDetails
 from .signer import Signer
 from .timestamper import TimeStamper
-from .xades_b import XadesBSigner
+from .xades_b import XadesBSigner, enveloped
 
 DS = evidence_xml.DS_NS
-XADES = evidence_xml.XADES_NS
 #: The time-stamp input: exclusive C14N does not depend on where the element sits.
 TS_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 QCT_ESEAL = "qct_eseal"
@@ -121,16 +122,17 @@ class EvidenceSealer:
         """Evidence for ``event``, sealed (XAdES-B) and time-stamped (XAdES-T)."""
         self.check_qualified()
         self._check_validity()
-        signed = evidence_xml.build(event, self._issuer, self.qualified)
+        document = evidence_xml.render(event, self._issuer, self.qualified)
+        pending = self._xades.prepare(document)
         if self._signer.hardware_backed:
             # A real HSM may take tens of milliseconds: keep it off the event loop.
-            signature = await asyncio.to_thread(self._xades.sign, signed)
+            value = await asyncio.to_thread(self._xades.signature_value, pending.signed_info)
         else:
-            signature = self._xades.sign(signed)
-        signature_value = _one(signature, f"{{{DS}}}SignatureValue")
-        digest = hashlib.sha256(etree.tostring(signature_value, method="c14n", exclusive=True))
-        stamp = await self._timestamper.stamp(digest.digest(), "sha256")
-        if stamp.hash_name != "sha256" or stamp.imprint != digest.digest():
+            value = self._xades.signature_value(pending.signed_info)
+        signature_value = base64.b64encode(value).decode("ascii")
+        digest = hashlib.sha256(signature_value_c14n(signature_value)).digest()
+        stamp = await self._timestamper.stamp(digest, "sha256")
+        if stamp.hash_name != "sha256" or stamp.imprint != digest:
             raise TimestampError("the time-stamp token is over another messageImprint")
         # The TimeStamper checked the token (RFC 3161 §2.4.2, its contract: status, nonce,
         # imprint and the TSA's signature for an external TSA; the local TSA made it).
@@ -141,10 +143,13 @@ class EvidenceSealer:
                 f"the time-stamp of {tsa} is not qualified "
                 "(no EN 319 422 qtstStatement, no QcCompliance)",
             )
-        _add_signature_timestamp(signature, stamp.der)
-        if self._validate:
-            evidence_xml.validate(signed)
+        unsigned = _unsigned_properties(pending.signature_id, stamp.der)
+        signed = enveloped(document, pending.element(signature_value, unsigned))
         data = evidence_xml.to_bytes(signed)
+        if self._validate:
+            # A parse and a schema check: the largest single step of a seal (about as much
+            # CPU as the rest with the local TSA; ops/bench/seal.py).
+            evidence_xml.validate(data)
         return SealedEvidence(
             xml=data,
             evidence_id=event.evidence_id,
@@ -165,27 +170,30 @@ class EvidenceSealer:
             )
 
 
-def _one(root: etree._Element, path: str) -> etree._Element:
-    found = root.findall(path)
-    if len(found) != 1:
-        raise TimestampError(f"expected exactly one {path}")
-    element: etree._Element = found[0]
-    return element
+def signature_value_c14n(signature_value: str) -> bytes:
+    """The exclusive C14N (Exc-C14N §3) of ``ds:SignatureValue`` holding the base64
+    ``signature_value``: the element uses the ``ds`` prefix only and has no attributes, so
+    that declaration is all it carries, wherever the element sits (EN 319 132-1 §5.3)."""
+    return f'<ds:SignatureValue xmlns:ds="{DS}">{signature_value}</ds:SignatureValue>'.encode()
 
 
-def _add_signature_timestamp(signature: etree._Element, token: bytes) -> None:
-    """``xades:UnsignedProperties/UnsignedSignatureProperties/SignatureTimeStamp``."""
-    qualifying = _one(signature, f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties")
-    unsigned = etree.SubElement(qualifying, f"{{{XADES}}}UnsignedProperties")
-    properties = etree.SubElement(unsigned, f"{{{XADES}}}UnsignedSignatureProperties")
-    stamp = etree.SubElement(
-        properties,
-        f"{{{XADES}}}SignatureTimeStamp",
-        Id=f"{signature.get('Id')}-SignatureTimeStamp",
+def _unsigned_properties(signature_id: str, token: bytes) -> str:
+    """``xades:UnsignedProperties/UnsignedSignatureProperties/SignatureTimeStamp`` with the
+    token (EN 319 132-1 §5.3), canonical text like the rest of the signature."""
+    return (
+        "<xades:UnsignedProperties><xades:UnsignedSignatureProperties>"
+        f'<xades:SignatureTimeStamp Id="{signature_id}-SignatureTimeStamp">'
+        f'<ds:CanonicalizationMethod Algorithm="{TS_C14N.value}"></ds:CanonicalizationMethod>'
+        f"<xades:EncapsulatedTimeStamp>{base64.b64encode(token).decode('ascii')}"
+        "</xades:EncapsulatedTimeStamp></xades:SignatureTimeStamp>"
+        "</xades:UnsignedSignatureProperties></xades:UnsignedProperties>"
     )
-    etree.SubElement(stamp, f"{{{DS}}}CanonicalizationMethod", Algorithm=TS_C14N.value)
-    encapsulated = etree.SubElement(stamp, f"{{{XADES}}}EncapsulatedTimeStamp")
-    encapsulated.text = base64.b64encode(token).decode("ascii")
 
 
-__all__ = ["EvidenceSealer", "NotQualified", "SealedEvidence", "qualification_problem"]
+__all__ = [
+    "EvidenceSealer",
+    "NotQualified",
+    "SealedEvidence",
+    "qualification_problem",
+    "signature_value_c14n",
+]

@@ -10,17 +10,28 @@ namespace ``https://vep.si/ns/evidence/v1`` so that no reader mistakes it for ET
 Certificate references use XAdES ``CertIDType`` (ETSI EN 319 132-1 §5.2.2: digest + issuer
 and decimal serial), and content digests XAdES ``DigestAlgAndValueType`` (base64, as in
 XML-DSig), so that generic XAdES tooling can read them.
+
+:func:`render` writes the element as text that is already its canonical form (C14N 1.0,
+see :mod:`.c14n`) instead of building an lxml tree: the seal's first reference digests
+that text as it is (XML-DSig §4.4.3.2, URI "" after the enveloped-signature transform), so
+no tree, no parse and no canonicaliser run per evidence (issue 4 benchmark). Every string
+from the event or the issuer goes through :func:`.c14n.text` or :func:`.c14n.attribute`.
+The elements, their order and their attributes are those of the lxml builder this
+replaced, which ``tests/evidence_reference.py`` keeps as the reference the tests compare
+with. The output has no whitespace between elements.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 from lxml import etree
 
+from .c14n import attribute, namespace_declarations, text
 from .model import CertRef, EventName, EvidenceEvent, IssuerDetails, Party
 
 NS = "http://uri.etsi.org/19522/v1#"
@@ -34,6 +45,14 @@ ETSI_EVENT_PREFIX = "http://uri.etsi.org/19522/Event/"
 VEP_EVENT_PREFIX = VEP_NS + "/Event/"
 SHA256_URI = "http://www.w3.org/2001/04/xmlenc#sha256"
 FORMAT_VERSION = "1"
+
+#: Every namespace is declared on the root, once (C14N 1.0 §2.3 order: see :mod:`.c14n`);
+#: a document subset below it carries them all on its apex (:func:`.c14n.apex`).
+NS_DECLARATIONS = namespace_declarations(NSMAP)
+ROOT_START = f'<Evidence{NS_DECLARATIONS} version="{FORMAT_VERSION}">'
+END = "</Evidence>"
+XML_DECLARATION = b"<?xml version='1.0' encoding='UTF-8'?>\n"
+_DIGEST_METHOD = f'<ds:DigestMethod Algorithm="{SHA256_URI}"></ds:DigestMethod>'
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "evidence"
 SCHEMA_FILE = SCHEMA_DIR / "vep-evidence-v1.xsd"
@@ -92,90 +111,97 @@ def xml_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _e(tag: str) -> str:
-    return f"{{{NS}}}{tag}"
-
-
-def _v(tag: str) -> str:
-    return f"{{{VEP_NS}}}{tag}"
-
-
-def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-    child = etree.SubElement(parent, tag)
-    if text is not None:
-        child.text = text
-    return child
-
-
-def _digest(parent: etree._Element, tag: str, sha256_hex: str) -> etree._Element:
+def _digest(tag: str, sha256_hex: str) -> str:
     """A XAdES ``DigestAlgAndValueType``: ds:DigestMethod + base64 ds:DigestValue."""
-    node = _sub(parent, tag)
-    etree.SubElement(node, f"{{{DS_NS}}}DigestMethod", Algorithm=SHA256_URI)
-    _sub(node, f"{{{DS_NS}}}DigestValue", base64.b64encode(bytes.fromhex(sha256_hex)).decode())
-    return node
+    value = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
+    return f"<{tag}>{_DIGEST_METHOD}<ds:DigestValue>{value}</ds:DigestValue></{tag}>"
 
 
-def _cert_ref(parent: etree._Element, ref: CertRef) -> None:
-    """XAdES ``CertIDType`` (EN 319 132-1): CertDigest + IssuerSerial (decimal serial)."""
-    node = _sub(parent, _e("CertificateReference"))
-    _digest(node, f"{{{XADES_NS}}}CertDigest", ref.sha256)
-    issuer_serial = _sub(node, f"{{{XADES_NS}}}IssuerSerial")
-    _sub(issuer_serial, f"{{{DS_NS}}}X509IssuerName", ref.issuer)
-    _sub(issuer_serial, f"{{{DS_NS}}}X509SerialNumber", str(int(ref.serial, 16)))
+def _cert_ref(ref: CertRef) -> str:
+    """XAdES ``CertIDType`` (EN 319 132-1 §5.2.2): CertDigest + IssuerSerial, the serial in
+    decimal (XML-DSig §4.5.4.1 ``X509SerialNumber`` is an integer)."""
+    return (
+        f"<CertificateReference>{_digest('xades:CertDigest', ref.sha256)}<xades:IssuerSerial>"
+        f"<ds:X509IssuerName>{text(ref.issuer)}</ds:X509IssuerName>"
+        f"<ds:X509SerialNumber>{int(ref.serial, 16)}</ds:X509SerialNumber>"
+        "</xades:IssuerSerial></CertificateReference>"
+    )
 
 
-def _party(parent: etree._Element, tag: str, party: Party) -> None:
-    node = _sub(parent, _e(tag))
-    _sub(node, _e("Name"), party.name)
-    _sub(node, _e("Mailbox"), party.mailbox)
-    if party.certificate is not None:
-        _cert_ref(node, party.certificate)
+def _party(tag: str, party: Party) -> str:
+    certificate = "" if party.certificate is None else _cert_ref(party.certificate)
+    return (
+        f"<{tag}><Name>{text(party.name)}</Name><Mailbox>{text(party.mailbox)}</Mailbox>"
+        f"{certificate}</{tag}>"
+    )
 
 
-def build(event: EvidenceEvent, issuer: IssuerDetails, qualified: bool) -> etree._Element:
-    """The unsigned ``Evidence`` element for ``event`` (EN 319 522-3 shape, R6.1/R6.2/R6.6)."""
-    root = etree.Element(_e("Evidence"), nsmap=NSMAP, version=FORMAT_VERSION)
-    _sub(root, _e("EvidenceIdentifier"), event.evidence_id)
-    _sub(root, _e("ERDSEventId"), event_uri(event.event))
-    _sub(root, _e("EventTime"), xml_time(event.event_time))
-    _sub(root, _e("SubmissionTime"), xml_time(event.submission_time))
+@functools.lru_cache(maxsize=8)
+def _issuer(issuer: IssuerDetails, qualified: bool) -> str:
+    """EvidenceIssuerPolicyID and EvidenceIssuerDetails: the same for every evidence of one
+    sealer, so written once (R6.6: the statement of qualification in words)."""
+    statements = "".join(
+        f'<vep:QualificationStatement xml:lang="{lang}">{text(statement)}'
+        "</vep:QualificationStatement>"
+        for lang, statement in STATEMENTS[qualified]
+    )
+    return (
+        f"<EvidenceIssuerPolicyID><PolicyID>{text(issuer.policy_id)}</PolicyID>"
+        f"</EvidenceIssuerPolicyID><EvidenceIssuerDetails><Name>{text(issuer.name)}</Name>"
+        f"{_cert_ref(issuer.seal_certificate)}"
+        f"<vep:Qualified>{'true' if qualified else 'false'}</vep:Qualified>{statements}"
+        "</EvidenceIssuerDetails>"
+    )
+
+
+def render(event: EvidenceEvent, issuer: IssuerDetails, qualified: bool) -> str:
+    """The unsigned ``Evidence`` element for ``event`` (EN 319 522-3 shape, R6.1/R6.2/R6.6)
+    as its own canonical text (C14N 1.0, :mod:`.c14n`): what the enveloped signature's
+    first reference digests, and what :mod:`.seal` puts the signature into (before
+    :data:`END`). ValueError when a string holds a character XML cannot carry."""
+    out = [
+        ROOT_START,
+        f"<EvidenceIdentifier>{text(event.evidence_id)}</EvidenceIdentifier>",
+        f"<ERDSEventId>{event_uri(event.event)}</ERDSEventId>",
+        f"<EventTime>{xml_time(event.event_time)}</EventTime>",
+        f"<SubmissionTime>{xml_time(event.submission_time)}</SubmissionTime>",
+    ]
     if event.reasons:
-        reasons = _sub(root, _e("EventReasons"))
-        for code, text in event.reasons:
-            reason = _sub(reasons, _e("EventReason"))
-            _sub(reason, _e("Code"), code)
-            _sub(reason, _e("Details"), text)
-    _party(root, "SenderDetails", event.sender)
-    for recipient in event.recipients:
-        _party(root, "RecipientDetails", recipient)
-    content = _sub(root, _e("UserContentInfo"))
-    for part in event.parts:
-        node = _sub(content, _e("ContentPart"))
-        _sub(node, _e("Name"), part.name)
-        _sub(node, _e("MediaType"), part.media_type)
-        _sub(node, _e("Size"), str(part.size))
-        _digest(node, _e("Digest"), part.sha256)
-    policy = _sub(root, _e("EvidenceIssuerPolicyID"))
-    _sub(policy, _e("PolicyID"), issuer.policy_id)
-    issuer_node = _sub(root, _e("EvidenceIssuerDetails"))
-    _sub(issuer_node, _e("Name"), issuer.name)
-    _cert_ref(issuer_node, issuer.seal_certificate)
-    _sub(issuer_node, _v("Qualified"), "true" if qualified else "false")
-    for lang, text in STATEMENTS[qualified]:
-        statement = _sub(issuer_node, _v("QualificationStatement"), text)
-        statement.set(f"{{{XML_NS}}}lang", lang)
-    extensions = _sub(root, _v("Extensions"))
-    _sub(extensions, _v("DeliveryId"), event.delivery_id)
-    _sub(extensions, _v("DeliveryKind"), event.kind)
+        out.append("<EventReasons>")
+        out.extend(
+            f"<EventReason><Code>{text(code)}</Code><Details>{text(details)}</Details>"
+            "</EventReason>"
+            for code, details in event.reasons
+        )
+        out.append("</EventReasons>")
+    out.append(_party("SenderDetails", event.sender))
+    out.extend(_party("RecipientDetails", recipient) for recipient in event.recipients)
+    out.append("<UserContentInfo>")
+    out.extend(
+        f"<ContentPart><Name>{text(part.name)}</Name><MediaType>{text(part.media_type)}"
+        f"</MediaType><Size>{part.size}</Size>{_digest('Digest', part.sha256)}</ContentPart>"
+        for part in event.parts
+    )
+    out.append("</UserContentInfo>")
+    out.append(_issuer(issuer, qualified))
+    out.append(
+        f"<vep:Extensions><vep:DeliveryId>{text(event.delivery_id)}</vep:DeliveryId>"
+        f"<vep:DeliveryKind>{text(event.kind)}</vep:DeliveryKind>"
+    )
     if event.subject_sha256 is not None:
-        _digest(extensions, _v("SubjectDigest"), event.subject_sha256)
-    for name, value in event.extra:
-        _sub(extensions, _v("Extra"), value).set("name", name)
-    return root
+        out.append(_digest("vep:SubjectDigest", event.subject_sha256))
+    out.extend(
+        f'<vep:Extra name="{attribute(name)}">{text(value)}</vep:Extra>'
+        for name, value in event.extra
+    )
+    out.append("</vep:Extensions>")
+    out.append(END)
+    return "".join(out)
 
 
-def to_bytes(element: etree._Element) -> bytes:
-    return bytes(etree.tostring(element, xml_declaration=True, encoding="UTF-8"))
+def to_bytes(canonical: str) -> bytes:
+    """The stored document: an XML declaration, then the canonical text in UTF-8."""
+    return XML_DECLARATION + canonical.encode("utf-8")
 
 
 _schema_lock = threading.Lock()
@@ -216,14 +242,16 @@ def parse_safely(data: bytes) -> etree._Element:
 
 
 __all__ = [
+    "END",
     "NS",
+    "NS_DECLARATIONS",
     "SCHEMA_FILE",
     "STATEMENTS",
     "VEP_NS",
-    "build",
     "event_from_uri",
     "event_uri",
     "parse_safely",
+    "render",
     "schema",
     "to_bytes",
     "validate",

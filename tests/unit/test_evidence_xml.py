@@ -1,4 +1,7 @@
-"""R6.1, R6.6: the evidence XML (EN 319 522-3 shape) says plainly whether it is qualified."""
+"""R6.1, R6.6: the evidence XML (EN 319 522-3 shape) says plainly whether it is qualified.
+
+The evidence is written as canonical text (``evidence_xml.render``); these tests read it
+back with lxml, as every reader of evidence does."""
 
 from __future__ import annotations
 
@@ -39,8 +42,13 @@ def event(name: EventName = EventName.SUBMISSION_ACCEPTANCE, **overrides: object
     return EvidenceEvent(**values)  # type: ignore[arg-type]
 
 
+def build(ev: EvidenceEvent, qualified: bool) -> etree._Element:
+    """The rendered evidence, parsed."""
+    return etree.fromstring(evidence_xml.render(ev, ISSUER, qualified).encode())
+
+
 def test_development_evidence_says_it_is_not_qualified() -> None:
-    root = evidence_xml.build(event(), ISSUER, qualified=False)
+    root = build(event(), qualified=False)
     evidence_xml.validate(root)
     assert root.findtext("e:EvidenceIssuerDetails/vep:Qualified", namespaces=NS) == "false"
     statements = {
@@ -52,15 +60,15 @@ def test_development_evidence_says_it_is_not_qualified() -> None:
 
 
 def test_qualified_evidence_says_so() -> None:
-    root = evidence_xml.build(event(), ISSUER, qualified=True)
+    root = build(event(), qualified=True)
     evidence_xml.validate(root)
     assert root.findtext("e:EvidenceIssuerDetails/vep:Qualified", namespaces=NS) == "true"
-    assert b"NOT QUALIFIED" not in evidence_xml.to_bytes(root)
+    assert b"NOT QUALIFIED" not in etree.tostring(root)
 
 
 @pytest.mark.parametrize("name", list(EventName))
 def test_every_event_has_its_uri_and_validates(name: EventName) -> None:
-    root = evidence_xml.build(event(name, reasons=(), parts=()), ISSUER, qualified=False)
+    root = build(event(name, reasons=(), parts=()), qualified=False)
     evidence_xml.validate(root)
     uri = root.findtext("e:ERDSEventId", namespaces=NS)
     assert uri is not None and evidence_xml.event_from_uri(uri) is name
@@ -74,7 +82,7 @@ def test_content_is_bound_by_digest_and_times_are_utc() -> None:
         subject_sha256=hashlib.sha256(b"subject").hexdigest(),
         extra=(("acceptance_method", "login"),),
     )
-    root = evidence_xml.build(ev, ISSUER, qualified=False)
+    root = build(ev, qualified=False)
     evidence_xml.validate(root)
     assert root.findtext("e:EventTime", namespaces=NS) == "2026-11-21T11:00:00Z"
     digest = root.findtext("e:UserContentInfo/e:ContentPart/e:Digest/{*}DigestValue", namespaces=NS)
@@ -89,7 +97,7 @@ def test_content_is_bound_by_digest_and_times_are_utc() -> None:
 
 
 def test_the_schema_describes_exactly_what_we_emit() -> None:
-    root = evidence_xml.build(event(), ISSUER, qualified=False)
+    root = build(event(), qualified=False)
     etree.SubElement(root, f"{{{evidence_xml.NS}}}Unexpected")
     with pytest.raises(etree.DocumentInvalid):
         evidence_xml.validate(root)

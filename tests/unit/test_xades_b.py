@@ -1,56 +1,42 @@
-"""The template XAdES-B signer (server.evidence.xades_b) with EC and RSA keys: xmlsec1 and
-signxml's XAdESVerifier accept its output, and a changed byte breaks it."""
+"""The XAdES-B signer written as canonical text (server.evidence.xades_b) with EC and RSA keys:
+xmlsec1 and signxml's XAdESVerifier accept its output, and a changed byte breaks it."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml.exceptions import InvalidSignature
 from signxml.xades.xades import XAdESSignatureConfiguration, XAdESVerifier
 
+from server.evidence import c14n
 from server.evidence import xml as evidence_xml
 from server.evidence.keys import SealKey
-from server.evidence.xades_b import XadesBSigner
+from server.evidence.xades_b import XadesBSigner, enveloped
+from tests.evidence_keys import self_signed
 
 XADES = evidence_xml.XADES_NS
 DS = evidence_xml.DS_NS
 
 
-def self_signed(key: SealKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "XAdES template test")])
-    now = datetime.now(UTC)
+def document() -> str:
     return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
+        f'<Evidence{evidence_xml.NS_DECLARATIONS} version="1">'
+        "<EvidenceIdentifier>x-1</EvidenceIdentifier>"
+        f"<vep:Extensions>{c14n.text('Pogodba št. 7 & <>')}</vep:Extensions></Evidence>"
     )
 
 
-def document() -> etree._Element:
-    root = etree.Element(f"{{{evidence_xml.NS}}}Evidence", nsmap=evidence_xml.NSMAP)
-    etree.SubElement(root, f"{{{evidence_xml.NS}}}EvidenceIdentifier").text = "x-1"
-    etree.SubElement(root, f"{{{evidence_xml.VEP_NS}}}Extensions").text = "Pogodba št. 7 & <>"
-    return root
+def sign(signer: XadesBSigner, unsigned: str) -> str:
+    pending = signer.prepare(unsigned)
+    value = base64.b64encode(signer.signature_value(pending.signed_info)).decode()
+    return enveloped(unsigned, pending.element(value))
 
 
 KEYS = {
@@ -61,13 +47,14 @@ KEYS = {
 
 @pytest.mark.parametrize("kind", sorted(KEYS))
 def test_signature_verifies_with_signxml_and_xmlsec1(kind: str, tmp_path: Path) -> None:
-    key = KEYS[kind]()
+    key: SealKey = KEYS[kind]()
     cert = self_signed(key)
     signer = XadesBSigner(key, [cert])
-    root = document()
-    signature = signer.sign(root)
-    assert root[-1] is signature
-    data = evidence_xml.to_bytes(root)
+    signed = sign(signer, document())
+    data = evidence_xml.to_bytes(signed)
+    root = etree.fromstring(data)
+    assert root[-1].tag == f"{{{DS}}}Signature"
+    assert root.findtext(f"{{{evidence_xml.VEP_NS}}}Extensions") == "Pogodba št. 7 & <>"
 
     results = XAdESVerifier().verify(
         data, x509_cert=cert, expect_config=XAdESSignatureConfiguration(expect_references=3)
@@ -102,9 +89,7 @@ def test_signature_verifies_with_signxml_and_xmlsec1(kind: str, tmp_path: Path) 
 def test_a_changed_signed_property_is_detected() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = self_signed(key)
-    root = document()
-    XadesBSigner(key, [cert]).sign(root)
-    data = evidence_xml.to_bytes(root)
+    data = evidence_xml.to_bytes(sign(XadesBSigner(key, [cert]), document()))
     signing_time = etree.fromstring(data).findtext(f".//{{{XADES}}}SigningTime")
     assert signing_time is not None
     changed = data.replace(signing_time.encode(), b"2001-01-01T00:00:00+00:00")
@@ -115,7 +100,6 @@ def test_a_changed_signed_property_is_detected() -> None:
 def test_a_signed_document_is_not_signed_again() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     signer = XadesBSigner(key, [self_signed(key)])
-    root = document()
-    signer.sign(root)
+    signed = sign(signer, document())
     with pytest.raises(ValueError, match="already signed"):
-        signer.sign(root)
+        signer.prepare(signed)
