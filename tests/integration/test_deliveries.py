@@ -804,3 +804,42 @@ async def test_r5_6_recipient_suspended_during_the_upload_is_refused(
         assert await _state(server) == before
     finally:
         await pool.execute("UPDATE mailboxes SET state = 'active' WHERE address = $1", DEJAN)
+
+
+async def test_r5_1_part_names_from_content_disposition(server: RunningServer) -> None:
+    """The field and file names come from one parse of each part's Content-Disposition:
+    ``filename*`` (RFC 5987, UTF-8) wins over ``filename``, quoted escapes are undone, and a
+    part whose ``name`` is not ``file``/``signature`` is refused by that name."""
+    meta = json.dumps({"to": [DEJAN], "subject": "Imena", "kind": "registered"}).encode()
+
+    def body(disposition: bytes) -> bytes:
+        return (
+            b'--b\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n'
+            + meta
+            + b"\r\n--b\r\nContent-Disposition: form-data; "
+            + disposition
+            + b"\r\nContent-Type: text/plain\r\n\r\nvsebina\r\n--b--\r\n"
+        )
+
+    async def post(disposition: bytes) -> tuple[int, dict[str, Any]]:
+        async with server.client("qualified-qscd") as client:
+            async with client.post(
+                f"/api/v1/mailboxes/{COURT}/deliveries",
+                data=body(disposition),
+                headers={"Content-Type": "multipart/form-data; boundary=b"},
+            ) as r:
+                return r.status, await r.json(content_type=None)
+
+    rfc5987 = b"filename*=UTF-8''odlo%C4%8Dba%20%C5%A1t.%207.txt"
+    cases = {
+        b'name="file"; filename="fallback.txt"; ' + rfc5987: "odločba št. 7.txt",
+        b'name="file"; filename="a\\"b.txt"': 'a"b.txt',
+        b"name=file; filename=plain.txt": "plain.txt",
+    }
+    for disposition, expected in cases.items():
+        status, sent = await post(disposition)
+        assert status == 201, sent
+        _, view, _ = await get(server, "delegate", f"/api/v1/deliveries/{sent['delivery_id']}")
+        assert [p["name"] for p in json.loads(view)["parts"]] == [expected]
+    status, refused = await post(b'name="attachment"; filename="x.txt"')
+    assert (status, refused["reason"]) == (400, "unknown_part")

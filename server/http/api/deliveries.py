@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from ...errors import BadRequest
 from ...services.mailboxes import Need
@@ -41,9 +42,13 @@ async def _incoming(request: web.Request) -> AsyncIterator[IncomingPart]:
                     return
                 yield chunk
 
+        # One parse of Content-Disposition for both values: ``part.name`` and
+        # ``part.filename`` parse the header once each, and aiohttp's parser is costly
+        # (~4 % of the server's time per delivery under load, issue 4 benchmark).
+        _, params = parse_content_disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
         yield IncomingPart(
-            field=part.name or "",
-            filename=part.filename,
+            field=content_disposition_filename(params, "name") or "",
+            filename=content_disposition_filename(params, "filename"),
             media_type=part.headers.get("Content-Type", "application/octet-stream"),
             chunks=chunks(),
         )
