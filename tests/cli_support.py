@@ -11,6 +11,7 @@ from tests.conftest import ROOT, free_port
 
 def vep_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEP_")}
+    env["VEP_EVIDENCE_SCHEMA_CHECK"] = "1"  # every evidence a test seals meets the XSD (R6.1)
     env.update(extra)
     return env
 

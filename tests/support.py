@@ -42,6 +42,7 @@ def make_settings(dev_pki: DevPki, database_url: str, **overrides: Any) -> Setti
         # Only the notifications are scheduled by default: a test runs the job it tests
         # (tests/integration/test_jobs.py schedules the others on purpose).
         lifecycle=LifecycleSettings(scheduled_jobs=("outbox",)),
+        evidence_schema_check=True,  # every evidence a test seals meets the XSD (R6.1)
     )
     return replace(base, **overrides)
 

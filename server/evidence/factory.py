@@ -51,7 +51,13 @@ def sealer_from_settings(
     configuration whose seal cannot be qualified (fail closed, R6.6)."""
     signer = load_signer(settings)
     timestamper = timestamper_from_settings(settings, session)
-    sealer = EvidenceSealer(signer, timestamper, issuer_for(signer, policy_id), settings.qualified)
+    sealer = EvidenceSealer(
+        signer,
+        timestamper,
+        issuer_for(signer, policy_id),
+        settings.qualified,
+        validate_schema=settings.evidence_schema_check,
+    )
     sealer.check_qualified()
     return sealer
 

@@ -413,6 +413,30 @@ async def test_sealer_from_development_settings(
     assert check.valid and check.event == "ContentDisposition"
 
 
+async def test_r6_1_schema_check_setting(
+    dev_pki: DevPki, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``VEP_EVIDENCE_SCHEMA_CHECK``: on, every evidence is validated before it is issued;
+    off (the default), the sealer does not parse its own output again. The model refuses
+    every value the real schema would (EvidenceEvent's checks), so a schema that accepts
+    no evidence at all stands in for a sealer bug here."""
+    local = {"tsa_url": "local"}
+    checked = sealer_from_settings(settings_for(dev_pki, evidence_schema_check=True, **local), http)
+    unchecked = sealer_from_settings(settings_for(dev_pki, **local), http)
+    consignment = event(dev_pki, EventName.CONTENT_CONSIGNMENT)
+    evidence_xml.validate((await checked.seal(consignment)).xml)
+    nothing = etree.XMLSchema(
+        etree.fromstring(
+            b'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
+            b'<xs:element name="NotEvidence"/></xs:schema>'
+        )
+    )
+    monkeypatch.setattr(evidence_xml, "schema", lambda: nothing)
+    with pytest.raises(etree.DocumentInvalid):
+        await checked.seal(consignment)
+    assert (await unchecked.seal(consignment)).event == EventName.CONTENT_CONSIGNMENT
+
+
 async def test_r6_5_local_tsa_tokens_verify_with_openssl(dev_pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """VEP_TSA_URL=local: an in-process TSA with the dev TSA key; its tokens are real."""
     import hashlib

@@ -22,6 +22,8 @@ def test_defaults() -> None:
     assert s.revalidation_seconds == 900  # R1.3
     assert s.session_idle_seconds == 1800  # R1.6
     assert s.anchor_paths == (Path(".data/pki/root-ca.pem"),)
+    assert s.evidence_schema_check is False  # R6.1: the tests turn it on (tests/support.py)
+    assert load(None, {**BASE, "VEP_EVIDENCE_SCHEMA_CHECK": "on"}).evidence_schema_check
 
 
 def test_toml_then_environment_overrides(tmp_path: Path) -> None:
@@ -46,6 +48,7 @@ def test_toml_then_environment_overrides(tmp_path: Path) -> None:
         ({"VEP_LISTEN": "8443"}, "VEP_LISTEN"),
         ({"VEP_LISTEN": "127.0.0.1:99999"}, "VEP_LISTEN"),
         ({"VEP_TLS": "perhaps"}, "VEP_TLS"),
+        ({"VEP_EVIDENCE_SCHEMA_CHECK": "sometimes"}, "VEP_EVIDENCE_SCHEMA_CHECK"),
         ({"VEP_TRUSTED_PROXIES": "10.0.0.300/8"}, "VEP_TRUSTED_PROXIES"),
         ({"VEP_TRUST_ANCHORS": "/nonexistent/anchor.pem"}, "VEP_TRUST_ANCHORS"),
         ({"VEP_TLS_CERT": "/nonexistent/cert.pem"}, "VEP_TLS_CERT"),
