@@ -94,17 +94,22 @@ class MasterKey:
 
     secret: bytes = field(repr=False)
     version: int = 1
+    # Derived once: every delivery wraps a key, every read unwraps one (issue 4 benchmark).
+    _id: bytes = field(init=False, repr=False, compare=False)
+    _aead: AESGCM = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.secret) != KEY_BYTES:
             raise ValueError(f"a master key has {KEY_BYTES} bytes")
         if self.version < 1:
             raise ValueError("a master key version is a positive integer")
+        object.__setattr__(self, "_id", _fingerprint(self.secret))
+        object.__setattr__(self, "_aead", AESGCM(self.secret))
 
     @property
     def fingerprint(self) -> str:
         """A non-secret identifier of the key (16 hex digits)."""
-        return _fingerprint(self.secret).hex()
+        return self._id.hex()
 
     def __repr__(self) -> str:
         return f"MasterKey(version={self.version}, fingerprint={self.fingerprint})"
@@ -112,10 +117,10 @@ class MasterKey:
     def wrap(self, data_key: DataKey) -> WrappedKey:
         """Encrypt ``data_key`` for storage next to its delivery (R5.5)."""
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        sealed = AESGCM(self.secret).encrypt(
+        sealed = self._aead.encrypt(
             nonce, data_key.secret, _wrap_aad(self.version, data_key.delivery_id)
         )
-        header = bytes([_WRAP_FORMAT]) + _fingerprint(self.secret)
+        header = bytes([_WRAP_FORMAT]) + self._id
         return WrappedKey(self.version, header + nonce + sealed)
 
     def unwrap(self, wrapped: WrappedKey, delivery_id: str) -> DataKey:
@@ -132,7 +137,7 @@ class MasterKey:
         nonce_at = 1 + _FINGERPRINT_BYTES
         nonce = blob[nonce_at : nonce_at + _NONCE_BYTES]
         try:
-            secret = AESGCM(self.secret).decrypt(
+            secret = self._aead.decrypt(
                 nonce, blob[nonce_at + _NONCE_BYTES :], _wrap_aad(self.version, delivery_id)
             )
         except InvalidTag:
