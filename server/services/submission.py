@@ -172,11 +172,10 @@ class SubmissionService:
             c.fail("to", "too_many")
             to = []  # no lookups for a list that is refused anyway
         recipients = list(dict.fromkeys(a.strip().lower() for a in to))
-        names: dict[str, str] = {}
+        found = await self._mailboxes.get_many(recipients)  # one round trip for all
+        names = {address: mailbox.display_name for address, mailbox in found.items()}
         for i, address in enumerate(recipients):
-            mailbox = await self._mailboxes.get(address)
-            if mailbox is not None:
-                names[address] = mailbox.display_name
+            mailbox = found.get(address)
             if mailbox is None:
                 c.fail(f"to[{i}]", "unknown_recipient")
             elif mailbox.state != "active":
