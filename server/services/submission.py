@@ -172,10 +172,11 @@ class SubmissionService:
             c.fail("to", "too_many")
             to = []  # no lookups for a list that is refused anyway
         recipients = list(dict.fromkeys(a.strip().lower() for a in to))
-        found = await self._mailboxes.get_many(recipients)  # one round trip for all
-        names = {address: mailbox.display_name for address, mailbox in found.items()}
+        names: dict[str, str] = {}
         for i, address in enumerate(recipients):
-            mailbox = found.get(address)
+            mailbox = await self._mailboxes.get(address)
+            if mailbox is not None:
+                names[address] = mailbox.display_name
             if mailbox is None:
                 c.fail(f"to[{i}]", "unknown_recipient")
             elif mailbox.state != "active":

@@ -106,16 +106,12 @@ class MailboxStore:
         self._audit = audit
 
     async def get(self, address: str) -> Mailbox | None:
+        # A submission looks its recipients up with this, one statement each: one statement
+        # with ``address = ANY($1)`` was re-planned on every call (its generic plan assumes
+        # ten addresses, so PostgreSQL keeps a custom plan), which cost more PostgreSQL CPU
+        # per delivery than the round trips it saved (issue 4 benchmark, one recipient).
         row = await self._pool.fetchrow(f"{_SELECT} WHERE m.address = $1", address)
         return mailbox_from_row(row) if row else None
-
-    async def get_many(self, addresses: list[str]) -> dict[str, Mailbox]:
-        """Those of ``addresses`` that exist, by address: one statement for all of a
-        delivery's recipients instead of one each (issue 4 benchmark)."""
-        if not addresses:
-            return {}
-        rows = await self._pool.fetch(f"{_SELECT} WHERE m.address = ANY($1::text[])", addresses)
-        return {r["address"]: mailbox_from_row(r) for r in rows}
 
     async def take_password_try(self, address: str, at: datetime) -> PasswordTry | None:
         """Count a try *before* the password is checked; None while the password is locked.

@@ -1,6 +1,6 @@
 """R5.6, R3.2, R1.5: every refusal of a submission, with its reason, now that the sender's
-membership and mailbox are read in one statement and all recipients' mailboxes in another
-(issue 4 benchmark). Each refusal leaves nothing behind."""
+membership and mailbox are read in one statement (issue 4 benchmark). Each refusal leaves
+nothing behind."""
 
 from __future__ import annotations
 
