@@ -14,7 +14,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import CertificateRefused, Conflict, InvalidFields, NotFound, Refused
-from ..store.mailboxes import Mailbox, MailboxStore
+from ..store.mailboxes import Mailbox
 from ..store.memberships import MailboxAccess, MemberExists, Membership, MembershipStore
 from ..store.persons import PersonStore
 from ..trust.validation import CertificateCheck, CertificateChecker
@@ -63,14 +63,12 @@ class MailboxService:
     def __init__(
         self,
         clock: Clock,
-        mailboxes: MailboxStore,
         memberships: MembershipStore,
         persons: PersonStore,
         guard: AdminPasswordGuard,
         checker: CertificateChecker,
     ) -> None:
         self._clock = clock
-        self._mailboxes = mailboxes
         self._memberships = memberships
         self._persons = persons
         self._guard = guard
@@ -87,10 +85,10 @@ class MailboxService:
         enrolled: bool = True,
     ) -> Access:
         """The caller's access to ``address``, or a refusal naming what is missing."""
-        membership = await self._memberships.get(address, check.facts.person_id)
-        mailbox = await self._mailboxes.get(address) if membership else None
-        if membership is None or mailbox is None or mailbox.state == "purged":
+        found = await self._memberships.member_of(address, check.facts.person_id)
+        if found is None or found.mailbox.state == "purged":
             raise Refused("You are not a member of this mailbox.", "not_member")
+        mailbox, membership = found.mailbox, found.membership
         if mailbox.state == "closed":
             # R8.4: after termination nobody uses it, unless an operator grants read-only
             # access (state "readonly") on written request.

@@ -80,7 +80,6 @@ def build_services(
     )
     members = MailboxService(
         clock,
-        mailboxes,
         memberships,
         persons,
         AdminPasswordGuard(mailboxes, audit, clock),

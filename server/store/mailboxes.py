@@ -106,8 +106,12 @@ class MailboxStore:
         self._audit = audit
 
     async def get(self, address: str) -> Mailbox | None:
+        # A submission looks its recipients up with this, one statement each: one statement
+        # with ``address = ANY($1)`` was re-planned on every call (its generic plan assumes
+        # ten addresses, so PostgreSQL keeps a custom plan), which cost more PostgreSQL CPU
+        # per delivery than the round trips it saved (issue 4 benchmark, one recipient).
         row = await self._pool.fetchrow(f"{_SELECT} WHERE m.address = $1", address)
-        return _mailbox(row) if row else None
+        return mailbox_from_row(row) if row else None
 
     async def take_password_try(self, address: str, at: datetime) -> PasswordTry | None:
         """Count a try *before* the password is checked; None while the password is locked.
@@ -236,7 +240,8 @@ class MailboxStore:
             )
 
 
-def _mailbox(row: asyncpg.Record) -> Mailbox:
+def mailbox_from_row(row: asyncpg.Record) -> Mailbox:
+    """A row with the mailbox's columns and ``subscriber_kind`` (others are ignored)."""
     values = dict(row)
     if values.get("encryption_cert") is not None:
         values["encryption_cert"] = bytes(values["encryption_cert"])

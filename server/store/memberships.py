@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from .audit import AuditStore
+from .mailboxes import Mailbox, mailbox_from_row
 
 if TYPE_CHECKING:
     from .db import Connection
@@ -44,6 +45,14 @@ class MailboxAccess:
     certificate_enrolled: bool
 
 
+@dataclass(frozen=True)
+class MemberOf:
+    """A person's membership of a mailbox with the mailbox itself, read together."""
+
+    mailbox: Mailbox
+    membership: Membership
+
+
 class MemberExists(Exception):
     pass
 
@@ -52,6 +61,18 @@ _MEMBER = """SELECT ms.*, coalesce(array_agg(mc.fingerprint ORDER BY mc.added_at
                                   FILTER (WHERE mc.fingerprint IS NOT NULL), '{}') AS certs
                FROM memberships ms
                LEFT JOIN membership_certificates mc USING (address, person_id)"""
+
+#: A membership with its mailbox (``m.*`` and ``subscriber_kind`` as MailboxStore reads it).
+_MEMBER_OF = """SELECT m.*, s.kind AS subscriber_kind, ms.person_id AS member_person_id,
+                       ms.role AS member_role, ms.permissions AS member_permissions,
+                       ms.added_at AS member_added_at, ms.added_by AS member_added_by,
+                       ARRAY(SELECT mc.fingerprint FROM membership_certificates mc
+                              WHERE mc.address = ms.address AND mc.person_id = ms.person_id
+                              ORDER BY mc.added_at) AS member_certificates
+                  FROM memberships ms
+                  JOIN mailboxes m ON m.address = ms.address
+                  JOIN subscribers s ON s.subscriber_id = m.subscriber_id
+                 WHERE ms.address = $1 AND ms.person_id = $2"""
 
 
 class MembershipStore:
@@ -67,6 +88,23 @@ class MembershipStore:
             person_id,
         )
         return _membership(row) if row else None
+
+    async def member_of(self, address: str, person_id: str) -> MemberOf | None:
+        """The membership and its mailbox in one statement — the read that authorises
+        every mailbox-scoped request (one round trip instead of two: issue 4 benchmark)."""
+        row = await self._pool.fetchrow(_MEMBER_OF, address, person_id)
+        if row is None:
+            return None
+        membership = Membership(
+            address=row["address"],
+            person_id=row["member_person_id"],
+            role=row["member_role"],
+            permissions=tuple(row["member_permissions"]),
+            added_at=row["member_added_at"],
+            added_by=row["member_added_by"],
+            certificates=tuple(row["member_certificates"]),
+        )
+        return MemberOf(mailbox_from_row(row), membership)
 
     async def members(self, address: str) -> list[Membership]:
         rows = await self._pool.fetch(

@@ -197,3 +197,72 @@ async def test_r9_1_migration_0009_continues_an_existing_chain(empty_database_ur
         assert report.ok and report.records == 3
     finally:
         await pool.close()
+
+
+#: The document columns migration 0011 moves to lz4 (issue 4 benchmark: pglz was ~11-15 %
+#: of PostgreSQL's CPU per delivery, compressing the two sealed evidences).
+LZ4_COLUMNS = {
+    ("evidence", "xml"),
+    ("receipts", "document"),
+    ("registrations", "contract_pdf"),
+    ("contracts", "contract_pdf"),
+    ("contracts", "signature"),
+    ("closure_requests", "document"),
+    ("closure_requests", "signature"),
+    ("wind_downs", "document"),
+    ("wind_down_confirmations", "signature"),
+    ("audit_seals", "signature"),
+}
+
+
+async def test_migration_0011_compresses_documents_with_lz4_and_old_values_stay_readable(
+    empty_database_url: str,
+) -> None:
+    """Values written before keep pglz and read back unchanged; values written after are
+    lz4. A server without lz4 keeps pglz (the migration warns instead of failing)."""
+    old, new = b"<Evidence>before</Evidence>" * 800, b"<Evidence>after</Evidence>" * 800
+    insert = "INSERT INTO audit_seals (seq, hash, sealed_at, signature) VALUES ($1, $2, $3, $4)"
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in [m for m in migrate.available() if m.version < 11]:
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )
+        await conn.execute(insert, 1, bytes(32), at, old)
+        assert await conn.fetchval("SELECT pg_column_compression(signature) FROM audit_seals") == (
+            "pglz"
+        )
+        applied = await migrate.apply(conn)
+        assert applied[0] == "0011_lz4_compression.sql"
+        await conn.execute(insert, 2, bytes(32), at, new)
+        has_lz4 = await conn.fetchval(
+            "SELECT 'lz4' = ANY (enumvals) FROM pg_settings"
+            " WHERE name = 'default_toast_compression'"
+        )
+        rows = await conn.fetch(
+            """SELECT c.relname, a.attname, a.attcompression::text AS method
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0
+                  AND NOT a.attisdropped"""
+        )
+        lz4 = {(r["relname"], r["attname"]) for r in rows if r["method"] == "l"}
+        assert lz4 == (LZ4_COLUMNS if has_lz4 else set())
+        stored = await conn.fetch(
+            "SELECT seq, signature, pg_column_compression(signature) AS method"
+            " FROM audit_seals ORDER BY seq"
+        )
+        assert [(r["seq"], bytes(r["signature"]), r["method"]) for r in stored] == [
+            (1, old, "pglz"),
+            (2, new, "lz4" if has_lz4 else "pglz"),
+        ]
+    finally:
+        await conn.close()

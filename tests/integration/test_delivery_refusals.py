@@ -1,0 +1,107 @@
+"""R5.6, R3.2, R1.5: every refusal of a submission, with its reason, now that the sender's
+membership and mailbox are read in one statement (issue 4 benchmark). Each refusal leaves
+nothing behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PkiService
+from tests.integration.test_deliveries import BOJAN, COURT, DEJAN, _state, send
+from tests.mailbox_support import add_delegate, open_delivery_world, person_id
+from tests.support import RunningServer, make_settings, running_server
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
+    async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
+        await open_delivery_world(running)
+        yield running
+
+
+async def _set_state(server: RunningServer, address: str, state: str) -> None:
+    await server.services.pool.execute(
+        "UPDATE mailboxes SET state = $2 WHERE address = $1", address, state
+    )
+
+
+async def test_r3_2_a_delegate_sends_only_with_the_send_permission(server: RunningServer) -> None:
+    assert (await add_delegate(server, "qualified-qscd", COURT, "reader", ["read"]))[0] == 201
+    assert (await add_delegate(server, "qualified-qscd", COURT, "sender", ["send"]))[0] == 201
+    before = await _state(server)
+    status, body = await send(server, "reader", COURT, [DEJAN])
+    assert (status, body["reason"], body["permission"]) == (403, "permission_required", "send")
+    assert await _state(server) == before
+    status, body = await send(server, "sender", COURT, [DEJAN])
+    assert (status, body["to"]) == (201, [DEJAN]), body
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "reason"),
+    [
+        ("suspended", 409, "mailbox_not_active"),
+        ("temporary", 409, "mailbox_not_active"),
+        ("readonly", 409, "mailbox_not_active"),
+        ("closed", 403, "mailbox_closed"),
+        ("purged", 403, "not_member"),
+    ],
+)
+async def test_r5_6_a_sender_mailbox_that_is_not_active_cannot_send(
+    server: RunningServer, state: str, status: int, reason: str
+) -> None:
+    before = await _state(server)
+    await _set_state(server, COURT, state)
+    answer, body = await send(server, "qualified-qscd", COURT, [DEJAN])
+    assert (answer, body["reason"]) == (status, reason), body
+    assert await _state(server) == before
+
+
+async def test_r1_5_non_members_and_unenrolled_certificates_cannot_send(
+    server: RunningServer,
+) -> None:
+    before = await _state(server)
+    status, body = await send(server, "delegate", COURT, [BOJAN])  # Dejan is no member
+    assert (status, body["reason"]) == (403, "not_member")
+    await server.services.pool.execute(
+        "DELETE FROM membership_certificates WHERE address = $1 AND person_id = $2",
+        COURT,
+        person_id(server, "qualified-qscd"),
+    )
+    status, body = await send(server, "qualified-qscd", COURT, [DEJAN])
+    assert (status, body["reason"]) == (403, "certificate_not_enrolled")
+    assert await _state(server) == before
+
+
+async def test_r5_6_each_recipient_is_refused_with_its_own_reason(server: RunningServer) -> None:
+    before = await _state(server)
+    await _set_state(server, DEJAN, "suspended")
+    status, body = await send(
+        server, "qualified-qscd", COURT, ["nobody@vep.si", DEJAN, COURT, BOJAN]
+    )
+    assert (status, body["reason"]) == (422, "invalid_fields")
+    assert body["errors"] == [
+        {"field": "to[0]", "reason": "unknown_recipient"},
+        {"field": "to[1]", "reason": "recipient_not_active"},
+        {"field": "to[2]", "reason": "own_mailbox"},
+    ]
+    await _set_state(server, DEJAN, "closed")
+    status, body = await send(server, "qualified-qscd", COURT, [BOJAN, DEJAN])
+    assert body["errors"] == [{"field": "to[1]", "reason": "recipient_not_active"}]
+    assert await _state(server) == before
+
+
+async def test_r5_1_several_recipients_each_named_in_the_evidence(server: RunningServer) -> None:
+    status, body = await send(server, "qualified-qscd", COURT, [" Dejan@vep.si", BOJAN, DEJAN])
+    assert (status, body["to"]) == (201, [DEJAN, BOJAN]), body
+    pool = server.services.pool
+    names = await pool.fetch(
+        "SELECT display_name FROM mailboxes WHERE address = ANY($1::text[])", [DEJAN, BOJAN]
+    )
+    xml = await pool.fetchval(
+        "SELECT xml FROM evidence WHERE delivery_id = $1::uuid AND recipient_address IS NULL",
+        body["delivery_id"],
+    )
+    for row in names:
+        assert row["display_name"].encode() in bytes(xml)
