@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, hdrs, web
-from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from ...errors import BadRequest
 from ...services.mailboxes import Need
@@ -14,6 +13,7 @@ from ...services.submission import IncomingPart
 from ...store.deliveries import DeliveryRow, ListedDelivery
 from ..context import principal, services
 from .common import read_body
+from .disposition import part_names
 
 CHUNK = 1024 * 1024
 MAX_SIGNED_RECEIPT = 1024 * 1024
@@ -42,13 +42,10 @@ async def _incoming(request: web.Request) -> AsyncIterator[IncomingPart]:
                     return
                 yield chunk
 
-        # One parse of Content-Disposition for both values: ``part.name`` and
-        # ``part.filename`` parse the header once each, and aiohttp's parser is costly
-        # (~4 % of the server's time per delivery under load, issue 4 benchmark).
-        _, params = parse_content_disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
+        field, filename = part_names(part.headers.get(hdrs.CONTENT_DISPOSITION))
         yield IncomingPart(
-            field=content_disposition_filename(params, "name") or "",
-            filename=content_disposition_filename(params, "filename"),
+            field=field or "",
+            filename=filename,
             media_type=part.headers.get("Content-Type", "application/octet-stream"),
             chunks=chunks(),
         )
