@@ -98,14 +98,20 @@ class PartWriter:
             raise PartClosed
         if self._fd is not None or self._index:
             return
-        try:
-            self._directory.mkdir(mode=0o700)
-        except FileExistsError:
-            pass
-        else:  # a new fan-out directory must survive a crash as well as the file
-            fsync_directory(self._directory.parent)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        self._fd = os.open(self._partial, flags, _FILE_MODE)
+        try:
+            self._fd = os.open(self._partial, flags, _FILE_MODE)
+        except FileNotFoundError:
+            # The first part in this fan-out directory: create it (all but the first try
+            # cost one system call). The new directory must survive a crash as well as
+            # the file.
+            try:
+                self._directory.mkdir(mode=0o700)
+            except FileExistsError:
+                pass  # another part created it meanwhile
+            else:
+                fsync_directory(self._directory.parent)
+            self._fd = os.open(self._partial, flags, _FILE_MODE)
         header = self._header.to_bytes()
         _write_all(self._fd, header)
         self._written = len(header)
