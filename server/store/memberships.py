@@ -68,7 +68,7 @@ _MEMBER_OF = """SELECT m.*, s.kind AS subscriber_kind, ms.person_id AS member_pe
                        ms.added_at AS member_added_at, ms.added_by AS member_added_by,
                        ARRAY(SELECT mc.fingerprint FROM membership_certificates mc
                               WHERE mc.address = ms.address AND mc.person_id = ms.person_id
-                              ORDER BY mc.added_at) AS member_certificates
+                              ORDER BY mc.added_at) AS member_certs
                   FROM memberships ms
                   JOIN mailboxes m ON m.address = ms.address
                   JOIN subscribers s ON s.subscriber_id = m.subscriber_id
@@ -95,16 +95,7 @@ class MembershipStore:
         row = await self._pool.fetchrow(_MEMBER_OF, address, person_id)
         if row is None:
             return None
-        membership = Membership(
-            address=row["address"],
-            person_id=row["member_person_id"],
-            role=row["member_role"],
-            permissions=tuple(row["member_permissions"]),
-            added_at=row["member_added_at"],
-            added_by=row["member_added_by"],
-            certificates=tuple(row["member_certificates"]),
-        )
-        return MemberOf(mailbox_from_row(row), membership)
+        return MemberOf(mailbox_from_row(row), _membership(row, "member_"))
 
     async def members(self, address: str) -> list[Membership]:
         rows = await self._pool.fetch(
@@ -303,13 +294,15 @@ class MembershipStore:
         )
 
 
-def _membership(row: asyncpg.Record) -> Membership:
+def _membership(row: asyncpg.Record, prefix: str = "") -> Membership:
+    """A membership row; ``prefix`` names its columns in a row that also holds the mailbox
+    (``member_of``)."""
     return Membership(
         address=row["address"],
-        person_id=row["person_id"],
-        role=row["role"],
-        permissions=tuple(row["permissions"]),
-        added_at=row["added_at"],
-        added_by=row["added_by"],
-        certificates=tuple(row["certs"]),
+        person_id=row[f"{prefix}person_id"],
+        role=row[f"{prefix}role"],
+        permissions=tuple(row[f"{prefix}permissions"]),
+        added_at=row[f"{prefix}added_at"],
+        added_by=row[f"{prefix}added_by"],
+        certificates=tuple(row[f"{prefix}certs"]),
     )
