@@ -20,9 +20,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..trust.certs import CertificateFacts, parse
 
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-_SERIAL_HEX = re.compile(r"^[0-9a-f]+$")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_SERIAL_HEX = re.compile(r"[0-9a-f]+")
 _KINDS = ("registered", "return_receipt")
+#: What the schema's facets allow (schemas/evidence): checked where the values are made,
+#: so that evidence needs no schema check at seal time (VEP_EVIDENCE_SCHEMA_CHECK).
+_EXTRA_NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: RFC 3986 absolute URI characters (scheme ":" then unreserved, reserved or %XX).
+_ABSOLUTE_URI = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.\-]*:(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+"
+)
 
 
 class EventName(enum.StrEnum):
@@ -46,7 +53,7 @@ class EventName(enum.StrEnum):
 
 
 def _require_sha256(what: str, value: str) -> None:
-    if not _SHA256_HEX.match(value):
+    if _SHA256_HEX.fullmatch(value) is None:  # not .match: "$" passes a final \n
         raise ValueError(f"{what}: expected 64 lower-case hex digits, got {value!r}")
 
 
@@ -66,7 +73,7 @@ class CertRef:
     def __post_init__(self) -> None:
         if not self.issuer:
             raise ValueError("CertRef.issuer must not be empty")
-        if not _SERIAL_HEX.match(self.serial):
+        if _SERIAL_HEX.fullmatch(self.serial) is None:
             raise ValueError(f"CertRef.serial: expected lower-case hex, got {self.serial!r}")
         _require_sha256("CertRef.sha256", self.sha256)
 
@@ -103,8 +110,9 @@ class ContentPart:
     sha256: str
 
     def __post_init__(self) -> None:
-        if self.size < 0:
-            raise ValueError("ContentPart.size must not be negative")
+        # bool is an int in Python, and would be written "True" (not xs:nonNegativeInteger)
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
+            raise ValueError("ContentPart.size must be a non-negative integer")
         _require_sha256(f"ContentPart {self.name!r}", self.sha256)
 
 
@@ -115,6 +123,12 @@ class IssuerDetails:
     name: str
     policy_id: str  # a URI naming the evidence policy / practice statement
     seal_certificate: CertRef
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("IssuerDetails.name must not be empty")
+        if _ABSOLUTE_URI.fullmatch(self.policy_id) is None:
+            raise ValueError(f"IssuerDetails.policy_id is not an absolute URI: {self.policy_id!r}")
 
 
 @dataclass(frozen=True)
@@ -138,7 +152,12 @@ class EvidenceEvent:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "event", EventName(self.event))
-        uuid.UUID(self.evidence_id)  # ValueError when not a UUID
+        # The canonical form only (the schema's UuidType): uuid.UUID also reads upper case,
+        # braces, "urn:uuid:", no hyphens and non-ASCII digits.
+        if str(uuid.UUID(self.evidence_id)) != self.evidence_id:
+            raise ValueError(
+                f"EvidenceEvent.evidence_id: not a canonical UUID {self.evidence_id!r}"
+            )
         if not self.delivery_id:
             raise ValueError("EvidenceEvent.delivery_id must not be empty")
         _require_aware("EvidenceEvent.event_time", self.event_time)
@@ -153,7 +172,7 @@ class EvidenceEvent:
             if not code or code.strip() != code or " " in code:
                 raise ValueError(f"EvidenceEvent.reasons: bad code {code!r}")
         for name, _ in self.extra:
-            if not re.match(r"^[a-z][a-z0-9_]*$", name):
+            if _EXTRA_NAME.fullmatch(name) is None:  # "$" would let a final "\n" through
                 raise ValueError(f"EvidenceEvent.extra: bad name {name!r}")
 
 

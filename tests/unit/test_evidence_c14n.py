@@ -115,7 +115,7 @@ def make_setup(kind: str, qualified: bool, directory: Path) -> Setup:
     # A qualified seal needs an HSM (R6.6): the test key says it is one, which also sends
     # the private-key operation to a thread as for a real token.
     signer = TestSigner(key, (certificate,), hardware_backed=qualified)
-    issuer = IssuerDetails(HOSTILE, "https://vep.si/policy?a=1&b=<c>", CertRef.of(certificate))
+    issuer = IssuerDetails(HOSTILE, "https://vep.si/policy?a=1&b=%3Cc%3E", CertRef.of(certificate))
     stamper = TestTimeStamper(directory, qualified=qualified)
     sealer = EvidenceSealer(signer, stamper, issuer, qualified)
     sealer.check_qualified()

@@ -108,6 +108,14 @@ def test_the_schema_describes_exactly_what_we_emit() -> None:
     [
         {"event": "NoSuchEvent"},
         {"evidence_id": "not-a-uuid"},
+        # forms uuid.UUID reads that the schema's UuidType does not (found by fuzzing)
+        {"evidence_id": "0F8B2F7E-3C1D-4A51-9D51-2B7C1E0A9A10"},
+        {"evidence_id": "urn:uuid:0f8b2f7e-3c1d-4a51-9d51-2b7c1e0a9a10"},
+        {"evidence_id": "{0f8b2f7e-3c1d-4a51-9d51-2b7c1e0a9a10}"},
+        {"evidence_id": "0f8b2f7e3c1d4a519d512b7c1e0a9a10"},
+        {"evidence_id": "0f8b2f7e-3c1d-4a51-9d51-2b7c1e0a9a10\n"},
+        {"extra": (("note\n", "x"),)},
+        {"subject_sha256": "ab" * 32 + "\n"},
         {"event_time": datetime(2026, 11, 21, 9, 30)},  # naive
         {"recipients": ()},
         {"subject_sha256": "ABC"},
@@ -125,7 +133,30 @@ def test_malformed_parts_are_refused() -> None:
     with pytest.raises(ValueError):
         ContentPart("a", "text/plain", -1, "00" * 32)
     with pytest.raises(ValueError):
+        ContentPart("a", "text/plain", True, "00" * 32)  # would be written "True"
+    with pytest.raises(ValueError):
         ContentPart("a", "text/plain", 1, "xyz")
+
+
+@pytest.mark.parametrize("policy", ["", "no scheme", "https://vep.si/a b", "https://x/\n", "x:%zz"])
+def test_issuer_policy_must_be_an_absolute_uri(policy: str) -> None:
+    with pytest.raises(ValueError):
+        IssuerDetails("VEP", policy, SEAL)
+
+
+def test_every_value_the_model_accepts_meets_the_schema() -> None:
+    """What the model lets through at its edges meets the schema's facets, so evidence
+    needs no schema check at seal time (VEP_EVIDENCE_SCHEMA_CHECK off, R6.1)."""
+    edge = event(
+        extra=(("a", ""), ("z9_", "x\ny")),
+        reasons=(("c", ""),),
+        parts=(ContentPart("", "", 0, "00" * 32),),
+        sender=Party("", "x", SEAL),
+    )
+    issuer = IssuerDetails("V", "urn:x:%41", SEAL)
+    for qualified in (False, True):
+        root = etree.fromstring(evidence_xml.render(edge, issuer, qualified).encode())
+        evidence_xml.validate(root)
 
 
 def test_parsing_refuses_a_doctype() -> None:
