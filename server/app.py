@@ -19,14 +19,15 @@ from aiohttp import web
 from .clock import Clock, SystemClock
 from .content.keys import ensure_dev_master_key, load_master_key
 from .content.store import FileContentStore
-from .evidence.factory import sealer_from_settings
+from .evidence.factory import sealer_from_settings, timestamper_from_settings
+from .evidence.signer import load_signer
 from .http import middlewares, routes
 from .http.context import JOBS, SERVICES
 from .jobs.scheduler import JobScheduler
 from .jobs.setup import job_runner, scheduled_names
 from .notify.notifier import Notifier
 from .receipts import receipt_issuer_from_settings
-from .services.audit_seal import audit_sealer_from_settings
+from .services.audit_seal import audit_sealer
 from .services.wiring import build_services
 from .settings import Settings
 from .store import migrate
@@ -84,8 +85,13 @@ def _resources(  # type: ignore[no-untyped-def]
                 if settings.dev_pki and not key_file.exists():
                     ensure_dev_master_key(key_file)  # development set-up only (R5.5)
                 content = FileContentStore(settings.data_dir / "content", load_master_key(key_file))
-                sealer = sealer_from_settings(settings, http_client)
-                receipts = receipt_issuer_from_settings(settings, http_client)
+                # Once each: the evidence, the receipts and the audit seals share them.
+                signer = load_signer(settings)
+                timestamper = timestamper_from_settings(settings, http_client)
+                sealer = sealer_from_settings(
+                    settings, http_client, signer=signer, timestamper=timestamper
+                )
+                receipts = receipt_issuer_from_settings(settings, http_client, signer)
                 services = build_services(
                     settings,
                     clock,
@@ -94,7 +100,7 @@ def _resources(  # type: ignore[no-untyped-def]
                     content,
                     sealer,
                     receipts,
-                    audit_sealer_from_settings(settings, pool, http_client),
+                    audit_sealer(pool, signer, timestamper),
                 )
                 app[SERVICES] = services
                 # min 0: a node whose jobs are all idle holds no extra connection

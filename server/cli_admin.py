@@ -135,6 +135,7 @@ def _describe(wind: WindDown) -> list[str]:
 
 
 def _write(path: Path, data: bytes) -> None:
+    """A small file written from the CLI's event loop (nothing else runs there; ASYNC240)."""
     path.write_bytes(data)
 
 
@@ -184,7 +185,7 @@ def _progress(label: str, done: int, total: int) -> None:
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     from .evidence.factory import timestamper_from_settings
     from .evidence.signer import load_signer
-    from .export import export_archive, provider_seal
+    from .export import ProviderSeal, export_archive
 
     directory = Path(args.to).resolve()
 
@@ -195,7 +196,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         try:
             timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout_seconds)
             async with aiohttp.ClientSession(timeout=timeout) as http:
-                seal = provider_seal(
+                seal = ProviderSeal(
                     load_signer(settings), timestamper_from_settings(settings, http)
                 )
                 audit = AuditStore(pool)

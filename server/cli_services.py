@@ -11,8 +11,9 @@ import aiohttp
 from .clock import Clock
 from .content.keys import load_master_key
 from .content.store import FileContentStore
-from .evidence.factory import sealer_from_settings
-from .services.audit_seal import audit_sealer_from_settings
+from .evidence.factory import sealer_from_settings, timestamper_from_settings
+from .evidence.signer import load_signer
+from .services.audit_seal import audit_sealer
 from .services.container import Services
 from .services.wiring import build_services
 from .settings import Settings
@@ -37,14 +38,16 @@ async def cli_services(settings: Settings, clock: Clock) -> AsyncIterator[Servic
                 settings.data_dir / "content",
                 load_master_key(settings.effective_content_key_file),
             )
+            signer = load_signer(settings)  # once each: evidence and audit seals share them
+            timestamper = timestamper_from_settings(settings, http)
             yield build_services(
                 settings,
                 clock,
                 pool,
                 checker,
                 content,
-                sealer_from_settings(settings, http),
-                audit_seal=audit_sealer_from_settings(settings, pool, http),
+                sealer_from_settings(settings, http, signer=signer, timestamper=timestamper),
+                audit_seal=audit_sealer(pool, signer, timestamper),
             )
     finally:
         await pool.close()

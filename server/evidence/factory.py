@@ -45,12 +45,18 @@ def timestamper_from_settings(settings: Settings, session: aiohttp.ClientSession
 
 
 def sealer_from_settings(
-    settings: Settings, session: aiohttp.ClientSession, policy_id: str = DEFAULT_POLICY_ID
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    policy_id: str = DEFAULT_POLICY_ID,
+    signer: Signer | None = None,
+    timestamper: TimeStamper | None = None,
 ) -> EvidenceSealer:
-    """The sealer the settings describe; raises NotQualified at once in a qualified
-    configuration whose seal cannot be qualified (fail closed, R6.6)."""
-    signer = load_signer(settings)
-    timestamper = timestamper_from_settings(settings, session)
+    """The sealer the settings describe (``signer`` and ``timestamper`` to share ones
+    already made — a PKCS#11 signer holds a logged-in session, the local TSA loads and
+    self-tests its key); raises NotQualified at once in a qualified configuration whose
+    seal cannot be qualified (fail closed, R6.6)."""
+    signer = signer or load_signer(settings)
+    timestamper = timestamper or timestamper_from_settings(settings, session)
     sealer = EvidenceSealer(
         signer,
         timestamper,

@@ -103,12 +103,6 @@ class ProviderSeal:
         return bytes(signed.dump())
 
 
-def provider_seal(
-    signer: FileKeySigner | Pkcs11Signer, timestamper: TimeStamper | None
-) -> ProviderSeal:
-    return ProviderSeal(signer, timestamper)
-
-
 @dataclass
 class ExportResult:
     directory: Path

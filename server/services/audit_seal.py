@@ -16,14 +16,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiohttp
 import asyncpg
 from asn1crypto import x509
 
-from ..evidence.factory import timestamper_from_settings
-from ..evidence.signer import load_signer
-from ..export.archive import ProviderSeal, provider_seal
-from ..settings import Settings
+from ..evidence.signer import FileKeySigner, Pkcs11Signer
+from ..evidence.timestamper import TimeStamper
+from ..export.archive import ProviderSeal
 from ..store.audit_seals import AuditSealStore
 from ..validate import validate
 
@@ -79,9 +77,10 @@ async def verify_seals(store: AuditSealStore, anchors: Sequence[x509.Certificate
     return SealReport(len(seals), True, None, seals[-1].seq if seals else None)
 
 
-def audit_sealer_from_settings(
-    settings: Settings, pool: asyncpg.Pool, http: aiohttp.ClientSession
+def audit_sealer(
+    pool: asyncpg.Pool, signer: FileKeySigner | Pkcs11Signer, timestamper: TimeStamper
 ) -> AuditChainSealer:
-    """The provider's seal key and the evidence TSA, as for the evidence (R6.5)."""
-    seal = provider_seal(load_signer(settings), timestamper_from_settings(settings, http))
+    """The provider's seal key and the evidence TSA, made once by the caller and shared
+    with the evidence sealer (R6.5)."""
+    seal = ProviderSeal(signer, timestamper)
     return AuditChainSealer(AuditSealStore(pool), seal)
