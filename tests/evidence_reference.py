@@ -68,13 +68,6 @@ def _v(tag: str) -> str:
     return f"{{{VEP_NS}}}{tag}"
 
 
-def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-    child = etree.SubElement(parent, tag)
-    if text is not None:
-        child.text = text
-    return child
-
-
 def _digest(parent: etree._Element, tag: str, sha256_hex: str) -> etree._Element:
     """A XAdES ``DigestAlgAndValueType``: ds:DigestMethod + base64 ds:DigestValue."""
     node = _sub(parent, tag)

@@ -88,11 +88,6 @@ class PartWriter:
         self._written = 0
         self._sha256 = hashlib.sha256()
 
-    def open(self) -> None:
-        """Create the ``.partial`` file and write the header (done by the first chunk too)."""
-        with self._lock:
-            self._open()
-
     def _open(self) -> None:
         if self._closed:
             raise PartClosed

@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from .c14n import apex, text
 from .keys import SealKey
-from .xml import NS_DECLARATIONS, SHA256_URI
+from .xml import DIGEST_METHOD, NS_DECLARATIONS, digest_element
 
 C14N_URI = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 ENVELOPED_URI = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
@@ -60,7 +60,6 @@ SIGNED_PROPERTIES_TYPE = "http://uri.etsi.org/01903#SignedProperties"
 DESCRIPTION = "ETSI EN 319 522 evidence (VEP format 1)"
 MIME_TYPE = "application/xml"
 
-_DIGEST_METHOD = f'<ds:DigestMethod Algorithm="{SHA256_URI}"></ds:DigestMethod>'
 _TRANSFORMS = (
     f'<ds:Transforms><ds:Transform Algorithm="{ENVELOPED_URI}"></ds:Transform>'
     f'<ds:Transform Algorithm="{C14N_URI}"></ds:Transform></ds:Transforms>'
@@ -145,8 +144,7 @@ class XadesBSigner:
         self._signing_certificate = (
             "<xades:SigningCertificateV2>"
             + "".join(
-                f"<xades:Cert><xades:CertDigest>{_DIGEST_METHOD}<ds:DigestValue>"
-                f"{_b64(hashlib.sha256(der).digest())}</ds:DigestValue></xades:CertDigest>"
+                f"<xades:Cert>{digest_element('xades:CertDigest', hashlib.sha256(der).hexdigest())}"
                 "</xades:Cert>"
                 for der in ders
             )
@@ -187,11 +185,11 @@ class XadesBSigner:
         key_info_digest = _sha256_b64(self._key_info_apex + sid + self._key_info_rest)
         signed_info = (
             f"<ds:SignedInfo>{self._methods}"
-            f'<ds:Reference Id="{sid}-Document" URI="">{_TRANSFORMS}{_DIGEST_METHOD}'
+            f'<ds:Reference Id="{sid}-Document" URI="">{_TRANSFORMS}{DIGEST_METHOD}'
             f"<ds:DigestValue>{document_digest}</ds:DigestValue></ds:Reference>"
             f'<ds:Reference Type="{SIGNED_PROPERTIES_TYPE}" URI="#{sid}-SignedProperties">'
-            f"{_DIGEST_METHOD}<ds:DigestValue>{properties_digest}</ds:DigestValue>"
-            f'</ds:Reference><ds:Reference URI="#{sid}-KeyInfo">{_DIGEST_METHOD}'
+            f"{DIGEST_METHOD}<ds:DigestValue>{properties_digest}</ds:DigestValue>"
+            f'</ds:Reference><ds:Reference URI="#{sid}-KeyInfo">{DIGEST_METHOD}'
             f"<ds:DigestValue>{key_info_digest}</ds:DigestValue></ds:Reference>"
             "</ds:SignedInfo>"
         )

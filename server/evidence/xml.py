@@ -52,7 +52,7 @@ NS_DECLARATIONS = namespace_declarations(NSMAP)
 ROOT_START = f'<Evidence{NS_DECLARATIONS} version="{FORMAT_VERSION}">'
 END = "</Evidence>"
 XML_DECLARATION = b"<?xml version='1.0' encoding='UTF-8'?>\n"
-_DIGEST_METHOD = f'<ds:DigestMethod Algorithm="{SHA256_URI}"></ds:DigestMethod>'
+DIGEST_METHOD = f'<ds:DigestMethod Algorithm="{SHA256_URI}"></ds:DigestMethod>'
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "evidence"
 SCHEMA_FILE = SCHEMA_DIR / "vep-evidence-v1.xsd"
@@ -111,17 +111,18 @@ def xml_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _digest(tag: str, sha256_hex: str) -> str:
+def digest_element(tag: str, sha256_hex: str) -> str:
     """A XAdES ``DigestAlgAndValueType``: ds:DigestMethod + base64 ds:DigestValue."""
     value = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
-    return f"<{tag}>{_DIGEST_METHOD}<ds:DigestValue>{value}</ds:DigestValue></{tag}>"
+    return f"<{tag}>{DIGEST_METHOD}<ds:DigestValue>{value}</ds:DigestValue></{tag}>"
 
 
 def _cert_ref(ref: CertRef) -> str:
     """XAdES ``CertIDType`` (EN 319 132-1 §5.2.2): CertDigest + IssuerSerial, the serial in
     decimal (XML-DSig §4.5.4.1 ``X509SerialNumber`` is an integer)."""
     return (
-        f"<CertificateReference>{_digest('xades:CertDigest', ref.sha256)}<xades:IssuerSerial>"
+        f"<CertificateReference>{digest_element('xades:CertDigest', ref.sha256)}"
+        "<xades:IssuerSerial>"
         f"<ds:X509IssuerName>{text(ref.issuer)}</ds:X509IssuerName>"
         f"<ds:X509SerialNumber>{int(ref.serial, 16)}</ds:X509SerialNumber>"
         "</xades:IssuerSerial></CertificateReference>"
@@ -179,7 +180,8 @@ def render(event: EvidenceEvent, issuer: IssuerDetails, qualified: bool) -> str:
     out.append("<UserContentInfo>")
     out.extend(
         f"<ContentPart><Name>{text(part.name)}</Name><MediaType>{text(part.media_type)}"
-        f"</MediaType><Size>{part.size}</Size>{_digest('Digest', part.sha256)}</ContentPart>"
+        f"</MediaType><Size>{part.size}</Size>{digest_element('Digest', part.sha256)}"
+        "</ContentPart>"
         for part in event.parts
     )
     out.append("</UserContentInfo>")
@@ -189,7 +191,7 @@ def render(event: EvidenceEvent, issuer: IssuerDetails, qualified: bool) -> str:
         f"<vep:DeliveryKind>{text(event.kind)}</vep:DeliveryKind>"
     )
     if event.subject_sha256 is not None:
-        out.append(_digest("vep:SubjectDigest", event.subject_sha256))
+        out.append(digest_element("vep:SubjectDigest", event.subject_sha256))
     out.extend(
         f'<vep:Extra name="{attribute(name)}">{text(value)}</vep:Extra>'
         for name, value in event.extra
@@ -242,12 +244,14 @@ def parse_safely(data: bytes) -> etree._Element:
 
 
 __all__ = [
+    "DIGEST_METHOD",
     "END",
     "NS",
     "NS_DECLARATIONS",
     "SCHEMA_FILE",
     "STATEMENTS",
     "VEP_NS",
+    "digest_element",
     "event_from_uri",
     "event_uri",
     "parse_safely",

@@ -100,11 +100,6 @@ def _audit_chain(path: Path) -> tuple[int, str | None]:
     return count, None
 
 
-def _read(path: Path) -> bytes:
-    with path.open("rb") as f:
-        return f.read()
-
-
 def _check_files(directory: Path, listed: dict[str, tuple[int, str]]) -> str | None:
     """The first listed file missing or changed, or a file the manifest does not list."""
     present = {
@@ -153,7 +148,7 @@ async def verify_archive(directory: Path, anchors: Sequence[x509.Certificate]) -
     for needed in (manifest_path, seal_path):
         if not needed.is_file():
             return _fail(f"{needed.name} is missing")
-    manifest_bytes, seal_bytes = _read(manifest_path), _read(seal_path)
+    manifest_bytes, seal_bytes = manifest_path.read_bytes(), seal_path.read_bytes()
     report = await validate(seal_bytes, manifest_bytes, anchors)
     if report.input_kind != "cades" or report.properties.get("detached") is not True:
         return _fail(f"{SEAL} is not a detached CAdES signature")

@@ -162,7 +162,7 @@ class MailboxStore:
         """Move to ``to_state`` and record why (R3.3); None when not in an ``expect`` state."""
         async with self._pool.acquire() as conn, conn.transaction():
             current = await conn.fetchval(
-                # NO KEY UPDATE: see LifecycleStore._transition (no deadlock with submissions)
+                # NO KEY UPDATE: see LifecycleStore.transition (no deadlock with submissions)
                 "SELECT state FROM mailboxes WHERE address = $1 FOR NO KEY UPDATE",
                 address,
             )
