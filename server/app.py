@@ -84,7 +84,11 @@ def _resources(  # type: ignore[no-untyped-def]
                 key_file = settings.effective_content_key_file
                 if settings.dev_pki and not key_file.exists():
                     ensure_dev_master_key(key_file)  # development set-up only (R5.5)
-                content = FileContentStore(settings.data_dir / "content", load_master_key(key_file))
+                content = FileContentStore(
+                    settings.data_dir / "content",
+                    load_master_key(key_file),
+                    inline_max=settings.content_inline_max_bytes,
+                )
                 # Once each: the evidence, the receipts and the audit seals share them.
                 signer = load_signer(settings)
                 timestamper = timestamper_from_settings(settings, http_client)

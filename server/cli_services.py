@@ -37,6 +37,7 @@ async def cli_services(settings: Settings, clock: Clock) -> AsyncIterator[Servic
             content = FileContentStore(
                 settings.data_dir / "content",
                 load_master_key(settings.effective_content_key_file),
+                inline_max=settings.content_inline_max_bytes,
             )
             signer = load_signer(settings)  # once each: evidence and audit seals share them
             timestamper = timestamper_from_settings(settings, http)

@@ -29,6 +29,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ENV_PREFIX = "VEP_"
 CONFIG_VARIABLE = "VEP_CONFIG"
+#: The largest ``content_inline_max_bytes``: the content store's chunk size
+#: (``server.content.stream.DEFAULT_CHUNK_SIZE``), as an inline part is one chunk.
+INLINE_MAX_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,10 @@ class Settings:
     #: R5.7 limits.
     max_delivery_bytes: int = 100 * 1024 * 1024
     max_delivery_parts: int = 20
+    #: R5.5: a part of at most this many bytes is kept, sealed, in its database row
+    #: instead of a file (migration 0012); 0 = every part is a file. At most 1 MiB (one
+    #: content chunk).
+    content_inline_max_bytes: int = 32 * 1024
     allowed_content_types: tuple[str, ...] = (
         "application/pdf",
         "application/xml",
@@ -241,6 +248,13 @@ def _url(key: str, value: Any) -> str:
     return text
 
 
+def _inline_max(key: str, value: Any) -> int:
+    number = _int(key, value, 0)
+    if number > INLINE_MAX_LIMIT:
+        raise SettingsError(key, f"must be at most {INLINE_MAX_LIMIT} (one chunk), got {number}")
+    return number
+
+
 def _receipt(key: str, value: Any) -> Literal["sign", "login"]:
     if value == "sign":
         return "sign"
@@ -299,6 +313,7 @@ _PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "receipt_signature": lambda k, v: {"receipt_signature": _receipt(k, v)},
     "max_delivery_bytes": lambda k, v: {"max_delivery_bytes": _int(k, v, 1)},
     "max_delivery_parts": lambda k, v: {"max_delivery_parts": _int(k, v, 1)},
+    "content_inline_max_bytes": lambda k, v: {"content_inline_max_bytes": _inline_max(k, v)},
     "allowed_content_types": lambda k, v: {"allowed_content_types": _types(k, v)},
     "deemed_service_days": lambda k, v: {"deemed_service_days": _int(k, v, 1)},
     "workers": lambda k, v: {"workers": _int(k, v, 1)},

@@ -4,7 +4,9 @@
 files on a local (or shared, POSIX) file system, and an S3-compatible store can implement
 the same protocol later.
 
-A part is written *before* the row that refers to it: ``write`` returns only once the file
+A part of at most ``inline_max`` bytes (``VEP_CONTENT_INLINE_MAX_BYTES``) is sealed the
+same way but kept in its ``delivery_parts`` row, committed with it (migration 0012). A
+larger part is written *before* the row that refers to it: ``write`` returns only once the file
 is fsynced and renamed into place and the directory fsynced, so a committed row never
 points at content a crash could lose. The reverse — a file no row refers to, after a
 crash, a refused submission or a client that went away — is left to :meth:`sweep`, which
@@ -23,6 +25,7 @@ the first two hex digits. Nothing here logs or raises with content or key bytes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import secrets
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import PayloadTooLarge
-from .files import PartReader, PartWriter, StoredPart, fsync_directory
+from .files import InlinePartReader, PartReader, PartWriter, StoredPart, fsync_directory
 from .keys import DataKey, MasterKey, WrappedKey
 from .stream import DEFAULT_CHUNK_SIZE, PREFIX_BYTES, ChunkCipher, ContentError, Header
 
@@ -82,7 +85,11 @@ class ContentStore(Protocol):
     ) -> StoredPart:
         """Encrypt and store one part, streaming; raise :class:`TooLarge` past ``limit``
         plaintext bytes. On return the part is durable; on any exception (cancellation
-        included) nothing of it is left."""
+        included) nothing of it is left.
+
+        A small part may come back with :attr:`StoredPart.inline` set instead: sealed the
+        same way but written nowhere — the caller keeps those bytes in the row it commits,
+        which makes them durable, and hands them back to :meth:`read`."""
         ...
 
     def read(self, part: StoredPart, data_key: DataKey) -> AsyncIterator[bytes]:
@@ -112,7 +119,10 @@ class FileContentStore:
     by ``master``.
 
     ``chunk_size`` (plaintext bytes per sealed chunk) is recorded in each file, so it may
-    change without affecting parts already written.
+    change without affecting parts already written. A part of at most ``inline_max``
+    bytes is not written to a file at all but returned sealed, for its row (see
+    :meth:`ContentStore.write`): for a small part the file's inode, fsyncs, rename and
+    thread hop cost far more than the encryption (migration 0012).
     """
 
     def __init__(
@@ -122,11 +132,15 @@ class FileContentStore:
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         make_root: bool = True,
+        inline_max: int = 0,
     ) -> None:
         Header(chunk_size, bytes(PREFIX_BYTES))  # validates the size
+        if not 0 <= inline_max <= chunk_size:
+            raise ValueError("inline_max must be 0…chunk_size: an inline part is one chunk")
         self._root = root
         self._master = master
         self._chunk_size = chunk_size
+        self._inline_max = inline_max
         if make_root:
             root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -156,9 +170,8 @@ class FileContentStore:
         size_per_chunk = self._chunk_size
         locator = secrets.token_hex(16)
         header = Header(size_per_chunk, secrets.token_bytes(PREFIX_BYTES))
-        writer = PartWriter(
-            self._directory(locator), locator, header, ChunkCipher(data_key, locator, header)
-        )
+        cipher = ChunkCipher(data_key, locator, header)
+        writer = PartWriter(self._directory(locator), locator, header, cipher)
         try:
             # The file is created by the first chunk written, in the same thread hop: a part
             # that fits in one chunk costs one hop (create, write, fsync, rename, fsync).
@@ -174,14 +187,31 @@ class FileContentStore:
                     block = bytes(buffer[:size_per_chunk])
                     del buffer[:size_per_chunk]
                     await asyncio.to_thread(writer.seal, block)
+            if self._inline_max > 0 and size <= self._inline_max:  # one chunk: none written
+                return self._sealed_inline(locator, header, cipher, bytes(buffer))
             return await asyncio.to_thread(writer.commit, bytes(buffer))
         except BaseException:
             # The thread finishes the discard even if this await is cancelled again.
             await asyncio.to_thread(writer.discard)
             raise
 
+    @staticmethod
+    def _sealed_inline(
+        locator: str, header: Header, cipher: ChunkCipher, plaintext: bytes
+    ) -> StoredPart:
+        sealed = header.to_bytes() + cipher.seal(0, True, plaintext)
+        digest = hashlib.sha256(plaintext).hexdigest()
+        return StoredPart(locator, len(plaintext), digest, len(sealed), inline=sealed)
+
     async def read(self, part: StoredPart, data_key: DataKey) -> AsyncIterator[bytes]:
         locator = part.locator
+        if part.inline is not None:
+            inline = InlinePartReader(part, lambda header: ChunkCipher(data_key, locator, header))
+            inline.open()
+            while (plaintext := inline.next()) is not None:
+                if plaintext:
+                    yield plaintext
+            return
         reader = PartReader(
             self.path_of(locator), part, lambda header: ChunkCipher(data_key, locator, header)
         )

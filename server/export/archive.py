@@ -254,7 +254,8 @@ TABLES: tuple[Table, ...] = (
         "SELECT count(*) FROM deliveries",
         """SELECT d.*,
                   coalesce((SELECT jsonb_agg(to_jsonb(p) - 'delivery_id' - 'locator'
-                                             - 'ciphertext_size' ORDER BY p.part_no)
+                                             - 'ciphertext_size' - 'inline_content'
+                                             ORDER BY p.part_no)
                               FROM delivery_parts p WHERE p.delivery_id = d.delivery_id),
                            '[]') AS parts,
                   coalesce((SELECT jsonb_agg(to_jsonb(r) - 'delivery_id'

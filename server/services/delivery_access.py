@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..clock import Clock
-from ..content.files import StoredPart
 from ..content.keys import WrappedKey
 from ..content.store import ContentStore
 from ..errors import BadRequest, NotFound, Refused
@@ -27,7 +26,7 @@ from ..store.deliveries import DeliveryRow, DeliveryStore, EvidenceRow, ListedDe
 from ..store.mailboxes import MailboxStore
 from ..trust.validation import CertificateCheck
 from .mailboxes import Access, MailboxService, Need
-from .submission import later_event, new_evidence
+from .submission import later_event, new_evidence, stored_part
 
 #: States in which the recipient may read the content.
 RELEASED = ("consigned", "accepted", "deemed_served")
@@ -136,8 +135,7 @@ class DeliveryAccessService:
         key = self._content.data_key(
             WrappedKey(delivery.key_version, delivery.wrapped_key), str(delivery.delivery_id)
         )
-        stored = StoredPart(part.locator, part.size, part.sha256, part.ciphertext_size)
-        return part, self._content.read(stored, key)
+        return part, self._content.read(stored_part(part), key)
 
     async def _handover(
         self, delivery: DeliveryRow, recipient: str, check: CertificateCheck

@@ -101,6 +101,12 @@ def later_event(
     )
 
 
+def stored_part(row: PartRow) -> StoredPart:
+    """What the content store needs to give a part back: its file's locator and sizes, or
+    the sealed bytes kept in the row (R5.5)."""
+    return StoredPart(row.locator, row.size, row.sha256, row.ciphertext_size, row.inline)
+
+
 def new_evidence(sealed: SealedEvidence, recipient: str | None) -> NewEvidence:
     return NewEvidence(
         evidence_id=uuid.UUID(sealed.evidence_id),
@@ -260,6 +266,7 @@ class SubmissionService:
                     locator=written.locator,
                     ciphertext_size=written.ciphertext_size,
                     sender_signature=None,
+                    inline=written.inline,
                 )
                 stored.append(row)
                 if media_type == "application/pdf" and await self._has_pdf_signature(data_key, row):
@@ -278,8 +285,8 @@ class SubmissionService:
         if row.size > MAX_SIGNED_PART:
             field = f"file[{row.part_no}]"
             raise InvalidFields([{"field": field, "reason": "signed_part_too_large"}])
-        stored = StoredPart(row.locator, row.size, row.sha256, row.ciphertext_size)
-        return b"".join([chunk async for chunk in self._content.read(stored, data_key)])
+        content = self._content.read(stored_part(row), data_key)
+        return b"".join([chunk async for chunk in content])
 
     async def _has_pdf_signature(self, data_key: DataKey, row: PartRow) -> bool:
         if row.size > MAX_SIGNED_PART:
@@ -318,7 +325,8 @@ class SubmissionService:
 
     async def _discard(self, stored: list[PartRow]) -> None:
         for part in stored:
-            await self._content.delete(part.locator)
+            if part.inline is None:  # an inline part was written nowhere
+                await self._content.delete(part.locator)
 
     async def _commit(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,9 @@ class PartRow:
     locator: str
     ciphertext_size: int
     sender_signature: dict[str, Any] | None
+    #: The sealed part, for a part small enough to be kept in its row (migration 0012);
+    #: None for a part stored as a file, and once the content is purged (R8.1).
+    inline: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,10 @@ class DeliveryStore:
         if row is None:
             return None
         parts = await self._pool.fetch(
-            "SELECT * FROM delivery_parts WHERE delivery_id = $1 ORDER BY part_no", delivery_id
+            """SELECT part_no, name, media_type, size, sha256, locator, ciphertext_size,
+                      sender_signature, inline_content
+                 FROM delivery_parts WHERE delivery_id = $1 ORDER BY part_no""",
+            delivery_id,
         )
         recipients = await self._pool.fetch(
             """SELECT * FROM delivery_recipients WHERE delivery_id = $1
@@ -184,6 +190,7 @@ class DeliveryStore:
                     locator=p["locator"],
                     ciphertext_size=p["ciphertext_size"],
                     sender_signature=p["sender_signature"],
+                    inline=p["inline_content"],
                 )
                 for p in parts
             ),

@@ -53,7 +53,8 @@ class RetentionStore:
         actor: str,
         records: Callable[[], Awaitable[list[NewEvidence]]],
     ) -> list[str] | None:
-        """Dispose of the content once: the locators to delete, or None when another run
+        """Dispose of the content once: the locators of the files to delete (parts kept in
+        their rows are cleared here), or None when another run
         has it or it is gone already. ``records`` seals the disposition evidence, called
         only once the delivery is claimed."""
         async with self.pool.acquire() as conn, conn.transaction():
@@ -84,7 +85,16 @@ class RetentionStore:
                 {"delivery_id": str(delivery_id), "reason": reason},
                 conn=conn,
             )
-            rows = await conn.fetch(
-                "SELECT locator FROM delivery_parts WHERE delivery_id = $1", delivery_id
+            files = await conn.fetch(
+                """SELECT locator FROM delivery_parts
+                    WHERE delivery_id = $1 AND inline_content IS NULL""",
+                delivery_id,
             )
-        return [r["locator"] for r in rows]
+            # Parts kept in their row (migration 0012) go with this transaction; the files
+            # are the caller's to delete.
+            await conn.execute(
+                """UPDATE delivery_parts SET inline_content = NULL
+                    WHERE delivery_id = $1 AND inline_content IS NOT NULL""",
+                delivery_id,
+            )
+        return [r["locator"] for r in files]

@@ -38,9 +38,10 @@ _INSERT_SUBMISSION = f"""WITH delivery AS (
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)),
                parts AS (
                    INSERT INTO delivery_parts (delivery_id, part_no, name, media_type, size,
-                       sha256, locator, ciphertext_size, sender_signature)
+                       sha256, locator, ciphertext_size, sender_signature, inline_content)
                    SELECT $1, p.* FROM unnest($12::integer[], $13::text[], $14::text[],
-                       $15::bigint[], $16::text[], $17::text[], $18::bigint[], $19::jsonb[]) p),
+                       $15::bigint[], $16::text[], $17::text[], $18::bigint[], $19::jsonb[],
+                       $33::bytea[]) p),
                recipients AS (
                    INSERT INTO delivery_recipients (delivery_id, recipient_address, state,
                        consigned_at, notified_at)
@@ -151,6 +152,7 @@ async def insert_submission(
             notify_kind,
             details,
             head,
+            [p.inline for p in parts],
         )
     except asyncpg.NotNullViolationError as exc:
         if exc.table_name != "delivery_recipients" or exc.column_name != "recipient_address":

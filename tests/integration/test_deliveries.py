@@ -20,6 +20,7 @@ import pytest
 from lxml import etree
 
 from server.evidence import xml as evidence_xml
+from server.settings import Settings
 from server.tools.sign import async_sign_cades_detached
 from tests.conftest import PkiService
 from tests.mailbox_support import (
@@ -170,18 +171,39 @@ async def test_r5_1_registered_delivery_with_verifiable_evidence(
         assert base64.b64encode(hashlib.sha256(PDF).digest()) in xml
 
 
-async def test_r5_5_content_on_disk_is_encrypted(server: RunningServer) -> None:
-    marker = b"ZAUPNO-" * 200
-    status, _ = await send(
+#: A part larger than this is a file, a part up to it is kept sealed in its row (R5.5).
+INLINE_MAX = Settings.content_inline_max_bytes
+
+
+@pytest.mark.parametrize(
+    ("size", "where"), [(INLINE_MAX, "row"), (INLINE_MAX + 1, "file")], ids=["row", "file"]
+)
+async def test_r5_5_content_at_rest_is_encrypted(
+    server: RunningServer, size: int, where: str
+) -> None:
+    marker = (b"ZAUPNO-" * (size // 7 + 1))[:size]
+    status, sent = await send(
         server, "qualified-qscd", COURT, [DEJAN], files=[("note.txt", marker, "text/plain")]
     )
     assert status == 201
-    files = [p for p in (server.services.settings.data_dir / "content").rglob("*") if p.is_file()]
-    assert files
-    for path in files:
-        data = path.read_bytes()
-        assert b"ZAUPNO" not in data
-        assert hashlib.sha256(marker).hexdigest() not in path.name
+    row = await server.services.pool.fetchrow(
+        "SELECT locator, inline_content FROM delivery_parts WHERE delivery_id = $1::uuid",
+        sent["delivery_id"],
+    )
+    path = server.services.settings.data_dir / "content" / row["locator"][:2] / row["locator"]
+    if where == "row":
+        assert not path.exists()
+        stored = bytes(row["inline_content"])
+    else:
+        assert row["inline_content"] is None
+        stored = path.read_bytes()
+    assert stored.startswith(b"VEPC") and len(stored) > size  # header and tag: sealed
+    assert b"ZAUPNO" not in stored
+    assert hashlib.sha256(marker).hexdigest() not in row["locator"]
+    status, data, _ = await get(
+        server, "delegate", f"/api/v1/deliveries/{sent['delivery_id']}/parts/0"
+    )
+    assert (status, data) == (200, marker)
 
 
 async def test_r5_2_only_public_bodies_send_return_receipts(server: RunningServer) -> None:
@@ -574,7 +596,8 @@ async def own_data_server(dev_pki, pki_service: PkiService, database_url: str, t
     data = tmp_path / "data"
     data.mkdir()
     (data / "pki").symlink_to(dev_pki.directory)
-    settings = make_settings(dev_pki, database_url, data_dir=data)
+    # every part a file: what the sweep is about (parts kept in rows go with their row)
+    settings = make_settings(dev_pki, database_url, data_dir=data, content_inline_max_bytes=0)
     async with running_server(settings, dev_pki) as running:
         await open_mailbox(running, "qualified-qscd", legal("primer"))
         await open_mailbox(running, "delegate", natural("dejan", tax_number="12345679"))

@@ -14,6 +14,7 @@ from server.evidence import xml as evidence_xml
 from server.http.context import JOBS
 from server.registry.business import FixtureRegister
 from server.services.lifecycle import LifecycleService, add_months, add_years
+from server.settings import Settings
 from server.store.lifecycle import LifecycleStore
 from server.tools.sign import async_sign_cades_detached
 from tests.cli_support import vep, vep_env
@@ -107,31 +108,40 @@ async def test_r8_1_retention_purges_a_day_after_not_a_day_before(
     server: RunningServer, tmp_path: Path
 ) -> None:
     sent_at = server.clock.now()
-    status, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    # one part kept sealed in its row, one large enough to be a file (R5.5): both go
+    large = PDF * (Settings.content_inline_max_bytes // len(PDF) + 1)
+    files = [("sodba.pdf", PDF, "application/pdf"), ("spis.pdf", large, "application/pdf")]
+    status, sent = await send(server, "qualified-qscd", COURT, [DEJAN], files=files)
     assert status == 201
     did = sent["delivery_id"]
     # a return-receipt delivery nobody decided on is not "received": never purged
     _, formal = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
     pool = server.services.pool
-    locators = [
-        r["locator"]
-        for r in await pool.fetch(
-            "SELECT locator FROM delivery_parts WHERE delivery_id = $1::uuid", did
-        )
-    ]
+    parts_sql = """SELECT locator, inline_content IS NOT NULL AS inline FROM delivery_parts
+                    WHERE delivery_id = $1::uuid ORDER BY part_no"""
+    parts = [tuple(r) for r in await pool.fetch(parts_sql, did)]
+    assert [inline for _, inline in parts] == [True, False]
+    locator = parts[1][0]
     content = server.services.settings.data_dir / "content"
-    assert all(list(content.rglob(locator)) for locator in locators)
+    assert list(content.rglob(locator))
 
     server.clock.set(add_months(sent_at, 3) - timedelta(days=1))
     assert await run_job(server, "retention") == 0
     assert (await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0"))[:2] == (200, PDF)
+    assert (await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/1"))[:2] == (200, large)
 
     server.clock.set(add_months(sent_at, 3) + timedelta(days=1))
     assert await run_job(server, "retention") == 1
     assert await run_job(server, "retention") == 0
     status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0")
     assert status == 403 and json.loads(body)["reason"] == "purged"
-    assert not any(list(content.rglob(locator)) for locator in locators)
+    assert not list(content.rglob(locator))
+    assert [tuple(r) for r in await pool.fetch(parts_sql, did)] == [
+        (parts[0][0], False),
+        (locator, False),
+    ]
+    status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/1")
+    assert status == 403 and json.loads(body)["reason"] == "purged"
     assert await pool.fetchval(
         "SELECT content_purged_at IS NULL FROM deliveries WHERE delivery_id = $1::uuid",
         formal["delivery_id"],

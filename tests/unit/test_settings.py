@@ -55,6 +55,8 @@ def test_toml_then_environment_overrides(tmp_path: Path) -> None:
         ({"VEP_REVALIDATION_SECONDS": "soon"}, "VEP_REVALIDATION_SECONDS"),
         ({"VEP_REVALIDATON_SECONDS": "60"}, "VEP_REVALIDATON_SECONDS"),  # a typo is refused
         ({"VEP_TLS": "off"}, "VEP_TLS"),  # plain HTTP only behind a trusted proxy (R1.7)
+        ({"VEP_CONTENT_INLINE_MAX_BYTES": "-1"}, "VEP_CONTENT_INLINE_MAX_BYTES"),
+        ({"VEP_CONTENT_INLINE_MAX_BYTES": str(2**20 + 1)}, "VEP_CONTENT_INLINE_MAX_BYTES"),
         ({"VEP_DEV_PKI": "off"}, "VEP_TLS_CERT"),
     ],
 )
@@ -63,6 +65,14 @@ def test_bad_environment_value_names_the_key(env: dict[str, str], key: str) -> N
         load(None, {**BASE, **env})
     assert info.value.key == key
     assert key in str(info.value)
+
+
+def test_content_inline_max_bytes() -> None:
+    assert load(None, BASE).content_inline_max_bytes == 32 * 1024
+    off = load(None, {**BASE, "VEP_CONTENT_INLINE_MAX_BYTES": "0"})
+    assert off.content_inline_max_bytes == 0
+    most = load(None, {**BASE, "VEP_CONTENT_INLINE_MAX_BYTES": str(2**20)})
+    assert most.content_inline_max_bytes == 2**20
 
 
 def test_unknown_toml_key_is_named() -> None:
