@@ -253,7 +253,7 @@ async def test_a_timestamp_over_something_else_is_detected(
     tmp_path: Path,
 ) -> None:
     sealed = await sealer.seal(event(dev_pki, EventName.SUBMISSION_ACCEPTANCE))
-    foreign = await stamper.timestamp(hashlib.sha256(b"something else").digest())
+    foreign = (await stamper.stamp(hashlib.sha256(b"something else").digest())).der
     original = base64.b64encode(encapsulated(sealed.xml))
     swapped = sealed.xml.replace(original, base64.b64encode(foreign))
     assert swapped != sealed.xml
@@ -447,7 +447,7 @@ async def test_r6_5_local_tsa_tokens_verify_with_openssl(dev_pki, tmp_path) -> N
     from server.evidence.local_tsa import local_tsa_for
 
     digest = hashlib.sha256(b"vep").digest()
-    token = await local_tsa_for(dev_pki.directory).timestamp(digest)
+    token = (await local_tsa_for(dev_pki.directory).stamp(digest)).der
     (tmp_path / "tok.der").write_bytes(token)
     result = subprocess.run(  # noqa: ASYNC221 (a short independent check)
         [
