@@ -20,8 +20,9 @@ from .export.archive import ExportError
 from .services.lifecycle import parse_until
 from .services.operator import OperatorService
 from .services.wind_down import (
+    CEASED_FOR_OPERATORS,
     CONFIRMATIONS_NEEDED,
-    Phase,
+    WindDownGate,
     access_until,
     formal_until,
     phase_at,
@@ -87,22 +88,9 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
 
 
-async def _refuse_when_ceased(settings: Settings) -> None:
+async def _refuse_when_ceased(gate: WindDownGate) -> None:
     """R8.5: from day 45 the service is read-only, for operators too."""
-    pool = await create_pool(settings.database_url, max_size=1)
-    try:
-        effective = await WindDownStore(pool, AuditStore(pool)).effective_at()
-    finally:
-        await pool.close()
-    if phase_at(effective, SystemClock().now()) is Phase.CEASED:
-        raise _Ceased()
-
-
-class _Ceased(DomainError):
-    reason = "service_ceased"
-
-    def __init__(self) -> None:
-        super().__init__("The provider has ceased the service; it is read-only (R8.5).")
+    await gate.refuse_if_ceased(SystemClock().now(), CEASED_FOR_OPERATORS)
 
 
 def _describe(wind: WindDown) -> list[str]:
@@ -258,6 +246,7 @@ def verify_export(args: argparse.Namespace) -> int:
 
 async def _grant_readonly(settings: Settings, args: argparse.Namespace) -> datetime:
     async with cli_services(settings, SystemClock()) as services:
+        await _refuse_when_ceased(services.wind_down.gate)
         return await services.lifecycle.grant_readonly(
             args.address, parse_until(args.until), args.operator
         )
@@ -265,6 +254,7 @@ async def _grant_readonly(settings: Settings, args: argparse.Namespace) -> datet
 
 async def _record_payment(settings: Settings, args: argparse.Namespace) -> Invoice:
     async with cli_services(settings, SystemClock()) as services:
+        await _refuse_when_ceased(services.wind_down.gate)
         return await services.billing.record_by_operator(
             args.invoice, args.amount, args.operator, args.reference
         )
@@ -274,8 +264,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     async def with_operator(action: Callable[[OperatorService], Awaitable[str]]) -> str:
         pool = await create_pool(settings.database_url, max_size=2)
         try:
-            store = MailboxStore(pool, AuditStore(pool))
-            return await action(OperatorService(SystemClock(), store))
+            audit = AuditStore(pool)
+            wind_down = WindDownStore(pool, audit)
+            await _refuse_when_ceased(
+                WindDownGate(wind_down, settings.lifecycle.wind_down_check_seconds)
+            )
+            return await action(OperatorService(SystemClock(), MailboxStore(pool, audit)))
         finally:
             await pool.close()
 
@@ -284,7 +278,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _wind_down(settings, args)
         if args.action == "export":
             return _export(settings, args)
-        asyncio.run(_refuse_when_ceased(settings))
         if args.action == "payment":
             invoice = asyncio.run(_record_payment(settings, args))
             state = "paid" if invoice.paid_at else f"{invoice.outstanding_cents / 100:.2f} EUR open"

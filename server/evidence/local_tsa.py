@@ -145,9 +145,6 @@ class LocalTimeStamper:
         )
         return _tlv(0x30, self._signed_data_type + _tlv(0xA0, signed_data))
 
-    async def timestamp(self, digest: bytes, hash_name: str = "sha256") -> bytes:
-        return (await self.stamp(digest, hash_name)).der
-
     async def stamp(self, digest: bytes, hash_name: str = "sha256") -> Stamp:
         if hash_name != "sha256" or len(digest) != 32:
             raise TimestampError("the local TSA time-stamps SHA-256 digests")

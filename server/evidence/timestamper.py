@@ -46,14 +46,11 @@ class Stamp:
 
 
 class TimeStamper(Protocol):
-    async def timestamp(self, digest: bytes, hash_name: str = "sha256") -> bytes:
-        """A DER TimeStampToken (ContentInfo of SignedData) over ``digest``, already checked
-        per RFC 3161 §2.4.2 (status, nonce, imprint, the TSA's signature)."""
-        ...
-
     async def stamp(self, digest: bytes, hash_name: str = "sha256") -> Stamp:
-        """The same token with its facts: read from the answer of an external TSA (after
-        the checks of RFC 3161 §2.4.2), known without parsing for a token made here."""
+        """A TimeStampToken over ``digest`` (``.der``: ContentInfo of SignedData) with its
+        facts: read from the answer of an external TSA after the checks of RFC 3161 §2.4.2
+        (status, nonce, imprint, the TSA's signature), known without parsing for a token
+        made here."""
         ...
 
 
@@ -64,9 +61,6 @@ class HttpTimeStamper:
         self.url = url
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-
-    async def timestamp(self, digest: bytes, hash_name: str = "sha256") -> bytes:
-        return (await self.timestamp_info(digest, hash_name)).der
 
     async def stamp(self, digest: bytes, hash_name: str = "sha256") -> Stamp:
         return Stamp.of(await self.timestamp_info(digest, hash_name))

@@ -78,7 +78,8 @@ class _TokenStamper(PyHankoTimeStamper):
         self._inner = inner
 
     async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> cms.ContentInfo:
-        return cms.ContentInfo.load(await self._inner.timestamp(message_digest, md_algorithm))
+        stamp = await self._inner.stamp(message_digest, md_algorithm)
+        return cms.ContentInfo.load(stamp.der)
 
 
 class ProviderSeal:

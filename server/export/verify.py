@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -31,7 +31,7 @@ from asn1crypto import cms, x509
 from cryptography import x509 as cx509
 from cryptography.exceptions import InvalidSignature
 
-from ..store.audit import GENESIS, record_hash
+from ..store.audit import AuditEvent, check_chain
 from ..validate import validate
 from .archive import FORMAT, MANIFEST, SEAL
 
@@ -71,33 +71,42 @@ def _safe(relative: object) -> bool:
     return not path.is_absolute() and ".." not in path.parts and relative == str(path)
 
 
+#: :func:`check_chain`'s problems, in this tool's words after "record N"
+_CHAIN_PROBLEMS = {
+    "record missing": " missing",
+    "prev_hash does not match": ": prev_hash does not match",
+    "record changed": " changed",
+}
+
+
 def _audit_chain(path: Path) -> tuple[int, str | None]:
-    prev, expected, count = GENESIS, 1, 0
+    read = 0  # lines read: the one that failed, when a record is not readable
+
+    def events(lines: Iterable[bytes]) -> Iterator[AuditEvent]:
+        nonlocal read
+        for line in lines:
+            read += 1
+            row = json.loads(line)
+            yield AuditEvent(
+                seq=row["seq"],
+                occurred_at=datetime.fromisoformat(row["occurred_at"]),
+                actor=row["actor"],
+                action=row["action"],
+                outcome=row["outcome"],
+                details=row["details"],
+                prev_hash=bytes.fromhex(row["prev_hash"]),
+                hash=bytes.fromhex(row["hash"]),
+            )
+
     with path.open("rb") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-                seq = row["seq"]
-                digest = record_hash(
-                    prev,
-                    seq,
-                    datetime.fromisoformat(row["occurred_at"]),
-                    row["actor"],
-                    row["action"],
-                    row["outcome"],
-                    row["details"],
-                )
-                stored_prev, stored = bytes.fromhex(row["prev_hash"]), bytes.fromhex(row["hash"])
-            except (ValueError, KeyError, TypeError):
-                return count, f"audit.jsonl: record {expected} is not readable"
-            if seq != expected:
-                return count, f"audit.jsonl: record {expected} missing"
-            if stored_prev != prev:
-                return count, f"audit.jsonl: record {seq}: prev_hash does not match"
-            if digest != stored:
-                return count, f"audit.jsonl: record {seq} changed"
-            prev, expected, count = stored, expected + 1, count + 1
-    return count, None
+        try:
+            report = check_chain(events(f))
+        except (ValueError, KeyError, TypeError):
+            return read - 1, f"audit.jsonl: record {read} is not readable"
+    if report.problem is None:
+        return report.records, None
+    problem = _CHAIN_PROBLEMS[report.problem]
+    return report.records, f"audit.jsonl: record {report.first_bad_seq}{problem}"
 
 
 def _check_files(directory: Path, listed: dict[str, tuple[int, str]]) -> str | None:

@@ -51,6 +51,9 @@ ACCESS_DAYS = 45
 #: Four-eyes: confirmations by this many different operators make it effective.
 CONFIRMATIONS_NEEDED = 2
 ACTOR = "system:wind-down"
+#: From day 45, what a refused request is told (403 ``service_ceased``), and an operator.
+CEASED = "The provider has ceased the service; it is read-only for operators (R8.5)."
+CEASED_FOR_OPERATORS = "The provider has ceased the service; it is read-only (R8.5)."
 
 
 class Phase(StrEnum):
@@ -151,13 +154,11 @@ class WindDownGate:
                 "wind_down",
             )
 
-    async def refuse_if_ceased(self, now: datetime) -> None:
-        """R8.5: from day 45 the service is read-only, for operators only."""
+    async def refuse_if_ceased(self, now: datetime, detail: str = CEASED) -> None:
+        """R8.5: from day 45 the service is read-only, for operators only (``detail``:
+        the operators' CLI says it in its own words, :data:`CEASED_FOR_OPERATORS`)."""
         if await self.phase(now) is Phase.CEASED:
-            raise Refused(
-                "The provider has ceased the service; it is read-only for operators (R8.5).",
-                "service_ceased",
-            )
+            raise Refused(detail, "service_ceased")
 
 
 class WindDownService:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -40,12 +41,14 @@ class AuditEvent:
 
 @dataclass(frozen=True)
 class ChainReport:
-    """Result of :func:`verify`: how many records were checked and the first broken one."""
+    """Result of :func:`check_chain`: how many records were checked and the first broken
+    one; ``head`` is the hash of the last intact record (``GENESIS`` before the first)."""
 
     records: int
     ok: bool
     first_bad_seq: int | None = None
     problem: str | None = None
+    head: bytes = GENESIS
 
 
 def canonical_head(
@@ -115,6 +118,39 @@ def append_ctes(at: str, actor: str, action: str, outcome: str, details: str, he
                    RETURNING seq, prev_hash, hash)"""  # noqa: S608 (placeholders, fixed literals)
 
 
+def check_chain(
+    events: Iterable[AuditEvent], after: ChainReport = ChainReport(0, True)
+) -> ChainReport:
+    """Recompute the chain over ``events`` (in ``seq`` order, from record 1): the first
+    record missing, whose ``prev_hash`` is not the previous record's hash, or whose hash is
+    not of its fields. ``after`` is the report of the records before ``events``, so a long
+    chain is checked in batches. Pure: the database (:meth:`AuditStore.verify`) and an
+    exported ``audit.jsonl`` (:mod:`server.export.verify`) both feed it."""
+    if not after.ok:
+        return after
+    prev, count = after.head, after.records
+    for event in events:
+        # first, as the exported chain's check always did: a record that cannot be hashed
+        # (ValueError, TypeError) is unreadable, whatever else is wrong with it
+        digest = record_hash(
+            prev,
+            event.seq,
+            event.occurred_at,
+            event.actor,
+            event.action,
+            event.outcome,
+            event.details,
+        )
+        if event.seq != count + 1:
+            return ChainReport(count, False, count + 1, "record missing", prev)
+        if event.prev_hash != prev:
+            return ChainReport(count, False, event.seq, "prev_hash does not match", prev)
+        if digest != event.hash:
+            return ChainReport(count, False, event.seq, "record changed", prev)
+        prev, count = event.hash, count + 1
+    return ChainReport(count, True, head=prev)
+
+
 _APPEND = (
     f"WITH {append_ctes('$1', '$2', '$3', '$4', '$5', '$6')} "  # noqa: S608 (placeholders)
     "SELECT seq, prev_hash, hash FROM audit_record"
@@ -178,28 +214,13 @@ class AuditStore:
         return [_event(r) for r in rows]
 
     async def verify(self, batch: int = 5000) -> ChainReport:
-        """Walk the whole chain in order and recompute every hash."""
-        prev, expected_seq, count = GENESIS, 1, 0
+        """Walk the whole chain in order, ``batch`` rows at a time, with :func:`check_chain`."""
+        report = ChainReport(0, True)
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-            async for row in conn.cursor("SELECT * FROM audit_events ORDER BY seq", prefetch=batch):
-                event = _event(row)
-                if event.seq != expected_seq:
-                    return ChainReport(count, False, expected_seq, "record missing")
-                if event.prev_hash != prev:
-                    return ChainReport(count, False, event.seq, "prev_hash does not match")
-                digest = record_hash(
-                    prev,
-                    event.seq,
-                    event.occurred_at,
-                    event.actor,
-                    event.action,
-                    event.outcome,
-                    event.details,
-                )
-                if digest != event.hash:
-                    return ChainReport(count, False, event.seq, "record changed")
-                prev, expected_seq, count = event.hash, expected_seq + 1, count + 1
-        return ChainReport(count, True)
+            cursor = await conn.cursor("SELECT * FROM audit_events ORDER BY seq")
+            while report.ok and (rows := await cursor.fetch(batch)):
+                report = check_chain((_event(row) for row in rows), after=report)
+        return report
 
 
 def _event(row: asyncpg.Record) -> AuditEvent:

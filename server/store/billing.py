@@ -146,7 +146,7 @@ class BillingStore:
             subscriber_id,
         )
         if address is not None:
-            await notify_mailbox(conn, self._outbox, address, notice, at)
+            await notify_mailbox(conn, self._outbox, address, {"notice": notice}, at)
 
     async def unpaid_past_due(self, now: datetime) -> list[Invoice]:
         rows = await self.pool.fetch(

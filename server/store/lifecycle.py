@@ -51,17 +51,20 @@ async def mailbox_emails(conn: Connection, address: str) -> list[str]:
 
 
 async def notify_mailbox(
-    conn: Connection, outbox: OutboxStore, address: str, notice: str, at: datetime
+    conn: Connection,
+    outbox: OutboxStore,
+    address: str,
+    params: dict[str, str],
+    at: datetime,
+    *,
+    kind: str = "mailbox_notice",
 ) -> int:
-    """Queue ``notice`` to the mailbox's confirmed addresses and the subscriber's e-mail."""
+    """Queue a ``kind`` e-mail (``params`` and the mailbox's address) to the mailbox's
+    confirmed addresses and the subscriber's e-mail; returns how many were queued."""
     emails = await mailbox_emails(conn, address)
     for email in emails:
         await outbox.enqueue(
-            conn,
-            to=email,
-            kind="mailbox_notice",
-            params={"mailbox": address, "notice": notice},
-            at=at,
+            conn, to=email, kind=kind, params={"mailbox": address, **params}, at=at
         )
     return len(emails)
 
@@ -135,7 +138,7 @@ class LifecycleStore:
         if to_state == "closed":
             await self._end_contract_if_last(conn, row["subscriber_id"], at, closure_reason)
         if notice is not None:
-            await notify_mailbox(conn, self._outbox, address, notice, at)
+            await notify_mailbox(conn, self._outbox, address, {"notice": notice}, at)
         return change
 
     async def _end_contract_if_last(
@@ -265,7 +268,9 @@ class LifecycleStore:
                 conn=conn,
             )
             if at is not None:
-                await notify_mailbox(conn, self._outbox, address, "certificate_missing", at)
+                await notify_mailbox(
+                    conn, self._outbox, address, {"notice": "certificate_missing"}, at
+                )
         return True
 
     async def personal_data_due(self, ended_before: datetime) -> list[Any]:

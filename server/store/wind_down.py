@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from .audit import AuditStore
-from .lifecycle import mailbox_emails
+from .lifecycle import notify_mailbox
 from .outbox import OutboxStore
 
 if TYPE_CHECKING:
@@ -204,10 +204,7 @@ class WindDownStore:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await self._record_notice(conn, wind_down_id, address, at):
                 return False
-            for email in await mailbox_emails(conn, address):
-                await self._outbox.enqueue(
-                    conn, to=email, kind="wind_down", params={"mailbox": address, **params}, at=at
-                )
+            await notify_mailbox(conn, self._outbox, address, params, at, kind="wind_down")
         return True
 
     async def notify_ministry(

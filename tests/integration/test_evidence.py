@@ -47,6 +47,7 @@ from server.evidence import (
 from server.evidence import xml as evidence_xml
 from server.settings import Settings
 from tests.conftest import PkiService
+from tests.evidence_keys import TestSigner
 
 pytestmark = pytest.mark.integration
 
@@ -253,7 +254,7 @@ async def test_a_timestamp_over_something_else_is_detected(
     tmp_path: Path,
 ) -> None:
     sealed = await sealer.seal(event(dev_pki, EventName.SUBMISSION_ACCEPTANCE))
-    foreign = await stamper.timestamp(hashlib.sha256(b"something else").digest())
+    foreign = (await stamper.stamp(hashlib.sha256(b"something else").digest())).der
     original = base64.b64encode(encapsulated(sealed.xml))
     swapped = sealed.xml.replace(original, base64.b64encode(foreign))
     assert swapped != sealed.xml
@@ -351,19 +352,6 @@ async def test_sealing_through_pkcs11_softhsm(
 # --- R6.6: qualified mode fails closed ------------------------------------------------------
 
 
-class _ClaimsHardware:
-    """A file key that claims to be in an HSM: lets the test reach the TSA check."""
-
-    hardware_backed = True
-
-    def __init__(self, inner: FileKeySigner) -> None:
-        self._inner = inner
-        self.cert_chain_pem = inner.cert_chain_pem
-        self.certificates = inner.certificates
-        self.private_key = inner.private_key
-        self.token_description = "test double"
-
-
 async def test_qualified_mode_refuses_every_missing_component(
     file_signer: FileKeySigner, stamper: HttpTimeStamper, dev_pki: DevPki
 ) -> None:
@@ -385,7 +373,8 @@ async def test_qualified_mode_refuses_every_missing_component(
     assert refused.value.component == "seal_certificate"
 
     # Seal accepted, but the dev TSA's token is not qualified (EN 319 422).
-    hardware = _ClaimsHardware(file_signer)
+    # (the file key claiming to be in an HSM lets the test reach the TSA check)
+    hardware = TestSigner(file_signer.private_key, file_signer.certificates, hardware_backed=True)
     sealer = EvidenceSealer(hardware, stamper, issuer_for(hardware), qualified=True)
     with pytest.raises(NotQualified) as refused:
         await sealer.seal(ev)
@@ -447,7 +436,7 @@ async def test_r6_5_local_tsa_tokens_verify_with_openssl(dev_pki, tmp_path) -> N
     from server.evidence.local_tsa import local_tsa_for
 
     digest = hashlib.sha256(b"vep").digest()
-    token = await local_tsa_for(dev_pki.directory).timestamp(digest)
+    token = (await local_tsa_for(dev_pki.directory).stamp(digest)).der
     (tmp_path / "tok.der").write_bytes(token)
     result = subprocess.run(  # noqa: ASYNC221 (a short independent check)
         [
