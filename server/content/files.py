@@ -7,6 +7,10 @@ while a chunk is being sealed, that thread keeps running. Closing the descriptor
 could let the kernel hand the same number to another file, and the late ``write`` would
 land there. With the lock, discarding waits for the chunk in flight, and any call after it
 finds the part closed.
+
+:class:`InlinePartReader` is the exception: it opens a part kept in its row (no file, no
+thread) with the very checks of :class:`PartReader`, so both kinds of part are refused
+for the same faults.
 """
 
 from __future__ import annotations
