@@ -11,6 +11,7 @@ With PROCESSES > 1 it runs that many processes on the port (``SO_REUSEPORT``), a
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
 from pathlib import Path
 
@@ -84,9 +85,14 @@ def main() -> None:
         serve(dsn, data_dir, port, reuse_port=False)
         return
     context = multiprocessing.get_context("spawn")
+    # Daemonic, and SIGTERM turned into SystemExit: on its way out multiprocessing
+    # terminates the workers. (By default SIGTERM killed only this process, and the
+    # workers stayed on, idle but holding CPU time and the port, after every bench run.)
     workers = [
-        context.Process(target=serve, args=(dsn, data_dir, port, True)) for _ in range(processes)
+        context.Process(target=serve, args=(dsn, data_dir, port, True), daemon=True)
+        for _ in range(processes)
     ]
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     for worker in workers:
         worker.start()
     for worker in workers:
