@@ -4,14 +4,18 @@ One Python process uses one core; with ``VEP_WORKERS=N`` the parent starts N wor
 processes that each listen on the same address with ``SO_REUSEPORT`` (the kernel spreads
 connections among them). Each worker is a whole node: its own pool, certificate cache and
 outbox worker; what must happen once is already claimed in PostgreSQL (migrations under an
-advisory lock, outbox rows with SKIP LOCKED). SIGINT/SIGTERM to the parent stops them all.
+advisory lock, outbox rows with SKIP LOCKED). SIGINT/SIGTERM to the parent stops them all;
+a worker whose parent was killed outright stops by itself.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
+import threading
+import time
 from types import FrameType
 
 from aiohttp import web
@@ -19,11 +23,31 @@ from aiohttp import web
 from . import logs
 from .settings import Settings
 
+#: How often a worker looks whether ``vep serve`` is still its parent.
+PARENT_CHECK_SECONDS = 1.0
 
-def _run(settings: Settings, reuse_port: bool, announce: bool) -> None:
+
+def _exit_with(parent: int) -> None:
+    """Stop this worker gracefully once ``parent`` is gone. SIGINT/SIGTERM to the parent
+    stop the workers (see :func:`serve`), but a parent killed outright (SIGKILL, an OOM
+    kill) cannot, and its workers would go on serving, unsupervised, on the shared port.
+    A parent's death shows as a changed ``getppid()`` (POSIX: the child is re-parented);
+    SIGTERM to itself then takes aiohttp's graceful shutdown path."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="vep-parent-watch", daemon=True).start()
+
+
+def _run(settings: Settings, reuse_port: bool, announce: bool, parent: int | None = None) -> None:
     from .app import create_app
     from .tls import server_context
 
+    if parent is not None:
+        _exit_with(parent)
     logs.setup(settings.log_level)
     ssl_context = server_context(settings) if settings.tls else None
     scheme = "https" if settings.tls else "http"
@@ -45,7 +69,9 @@ def serve(settings: Settings) -> int:
         return 0
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=_run, args=(settings, True, i == 0), name=f"vep-worker-{i}")
+        context.Process(
+            target=_run, args=(settings, True, i == 0, os.getpid()), name=f"vep-worker-{i}"
+        )
         for i in range(settings.workers)
     ]
     for worker in workers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import subprocess
 import time
@@ -199,3 +200,35 @@ def test_serve_with_two_workers_shares_the_port_and_stops_cleanly(
     assert server.returncode == 0
     for pid in children:  # the parent joined its workers before it exited
         assert subprocess.run(["kill", "-0", pid], capture_output=True).returncode != 0
+
+
+def test_workers_stop_when_serve_is_killed_outright(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """A parent killed with SIGKILL cannot stop its workers; each notices and stops itself
+    rather than serving on, unsupervised, on the shared port."""
+    port, _, server = _start_serve(dev_pki, database_url, VEP_WORKERS="2")
+    try:
+        time.sleep(1.0)  # the second worker binds a moment later
+        children = subprocess.run(
+            ["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        assert len(children) == 2
+        assert _curl(dev_pki.directory, port, "qualified-qscd")[0] == 200
+    finally:
+        server.kill()
+        server.communicate(timeout=30)
+
+    def alive() -> list[str]:
+        return [p for p in children if subprocess.run(["kill", "-0", p]).returncode == 0]
+
+    deadline = time.monotonic() + 30  # a bound for a slow machine, not a speed claim
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    leftover = alive()
+    for pid in leftover:  # a failing run must not leave them serving
+        os.kill(int(pid), signal.SIGKILL)
+    assert leftover == []
