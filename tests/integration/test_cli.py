@@ -177,20 +177,26 @@ def test_sign_contract_helper_signs_for_people_without_a_tool(dev_pki, tmp_path)
     assert wrong.returncode == 1
 
 
+def _workers(parent: int) -> list[str]:
+    """The pids of ``vep serve``'s worker processes (not multiprocessing's resource
+    tracker), once the second has had a moment to bind."""
+    time.sleep(1.0)
+    return subprocess.run(
+        ["pgrep", "-P", str(parent), "-f", "spawn_main"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+
+
 def test_serve_with_two_workers_shares_the_port_and_stops_cleanly(
     dev_pki, pki_service: PkiService, database_url: str
 ) -> None:
     """VEP_WORKERS=2: two processes on one port (SO_REUSEPORT); SIGINT stops both."""
     port, _, server = _start_serve(dev_pki, database_url, VEP_WORKERS="2")
     try:
-        time.sleep(1.0)  # the second worker binds a moment later
-        children = subprocess.run(
-            ["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        assert len(children) == 2  # the workers (not multiprocessing's resource tracker)
+        children = _workers(server.pid)
+        assert len(children) == 2
         for _ in range(4):
             status, body = _curl(dev_pki.directory, port, "qualified-qscd")
             assert (status, body["loa"]) == (200, "high")
@@ -209,13 +215,7 @@ def test_workers_stop_when_serve_is_killed_outright(
     rather than serving on, unsupervised, on the shared port."""
     port, _, server = _start_serve(dev_pki, database_url, VEP_WORKERS="2")
     try:
-        time.sleep(1.0)  # the second worker binds a moment later
-        children = subprocess.run(
-            ["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
+        children = _workers(server.pid)
         assert len(children) == 2
         assert _curl(dev_pki.directory, port, "qualified-qscd")[0] == 200
     finally:
