@@ -54,9 +54,9 @@ class RetentionStore:
         records: Callable[[], Awaitable[list[NewEvidence]]],
     ) -> list[str] | None:
         """Dispose of the content once: the locators of the files to delete (parts kept in
-        their rows are cleared here), or None when another run
-        has it or it is gone already. ``records`` seals the disposition evidence, called
-        only once the delivery is claimed."""
+        their rows are cleared here), or None when another run has it or it is gone
+        already. ``records`` seals the disposition evidence, called only once the delivery
+        is claimed."""
         async with self.pool.acquire() as conn, conn.transaction():
             claimed = await conn.fetchval(
                 """SELECT delivery_id FROM deliveries
