@@ -191,3 +191,13 @@ class PayloadTooLarge(DomainError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"The body is larger than {limit} bytes.", limit=limit)
+
+
+class OutcomeUncertain(DomainError):
+    """A write was sent but its answer was lost (a connection cut mid-commit): it may or
+    may not have committed. What it needs (the delivery's content) is kept; the client
+    should look the resource up before it repeats the request."""
+
+    status = 503
+    reason = "outcome_unknown"
+    title = "Outcome unknown"

@@ -25,19 +25,26 @@ from ..clock import Clock
 from ..content.files import StoredPart
 from ..content.keys import DataKey, WrappedKey
 from ..content.store import ContentStore
-from ..errors import BadRequest, Conflict, InvalidFields, PayloadTooLarge, Refused
+from ..errors import (
+    BadRequest,
+    Conflict,
+    InvalidFields,
+    OutcomeUncertain,
+    PayloadTooLarge,
+    Refused,
+)
 from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
 from ..evidence.seal import EvidenceSealer, SealedEvidence
 from ..settings import Settings
 from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, PartRow
 from ..store.mailboxes import MailboxStore
-from ..store.submissions import RecipientInactive
+from ..store.submission_writer import OutcomeUnknown
+from ..store.submissions import NewSubmission, RecipientInactive
 from ..validate import validate
 from . import fields as f
 from .mailboxes import Access
 
 if TYPE_CHECKING:
-    from ..store.db import Connection
     from .wind_down import WindDownGate
 
 MAX_METADATA = 64 * 1024
@@ -372,23 +379,27 @@ class SubmissionService:
                 plan.append((event(EventName.NOTIFICATION_FOR_ACCEPTANCE, (party,)), party.mailbox))
         sealed = await asyncio.gather(*(self._sealer.seal(ev) for ev, _ in plan))
         evidence = [new_evidence(s, r) for s, (_, r) in zip(sealed, plan, strict=True)]
-        async with self._deliveries.pool.acquire() as conn:
-            # One statement outside a transaction: its own transaction. From the moment it
-            # is sent its outcome may be unknown (a lost answer, a cancelled task): the
-            # files must stay, or a committed delivery could lose its content. Orphans, if
-            # it did fail, are the content sweep's. An error answer means nothing was
-            # written, and the files go.
-            committing.set()
-            try:
-                await self._write(conn, access, meta, delivery_id, wrapped, stored, evidence, now)
-            except (asyncpg.PostgresError, RecipientInactive, Conflict):
-                committing.clear()
-                raise
+        # From the moment the submission is handed to the writer its outcome may be
+        # unknown (a lost answer, a cancelled task): the files must stay, or a committed
+        # delivery could lose its content. Orphans, if it did not commit, are the content
+        # sweep's. A refusal means nothing was written, and the files go.
+        committing.set()
+        try:
+            await self._write(access, meta, delivery_id, wrapped, stored, evidence, now)
+        except (asyncpg.PostgresError, RecipientInactive, Conflict):
+            committing.clear()  # the writer raises these only for what did not commit
+            raise
+        except OutcomeUnknown:
+            raise OutcomeUncertain(
+                "The delivery may or may not have been committed: look it up before you "
+                "send it again.",
+                delivery_id=str(delivery_id),
+                href=f"/api/v1/deliveries/{delivery_id}",
+            ) from None
         return Submitted(delivery_id, kind, tuple(meta["to"]), tuple(sealed))
 
     async def _write(
         self,
-        conn: Connection,
         access: Access,
         meta: dict[str, Any],
         delivery_id: uuid.UUID,
@@ -398,27 +409,28 @@ class SubmissionService:
         now: datetime,
     ) -> None:
         """The submission's rows, evidence, notifications (R5.4: a hint by e-mail, no
-        content) and audit record, committed by one statement."""
+        content) and audit record, committed together."""
         kind: str = meta["kind"]
         try:
-            await self._deliveries.insert_submission(
-                conn,
-                delivery_id=delivery_id,
-                kind=kind,
-                sender_address=access.mailbox.address,
-                sender_person_id=access.actor,
-                sender_fingerprint=access.check.facts.fingerprint,
-                subject=meta["subject"],
-                message=meta["message"],
-                reference=meta["reference"],
-                submitted_at=now,
-                wrapped_key=wrapped.blob,
-                key_version=wrapped.version,
-                parts=stored,
-                recipients=meta["to"],
-                awaiting_acceptance=kind == "return_receipt",
-                evidence=evidence,
-                notify_kind="delivery_waiting",
+            await self._deliveries.submit(
+                NewSubmission(
+                    delivery_id=delivery_id,
+                    kind=kind,
+                    sender_address=access.mailbox.address,
+                    sender_person_id=access.actor,
+                    sender_fingerprint=access.check.facts.fingerprint,
+                    subject=meta["subject"],
+                    message=meta["message"],
+                    reference=meta["reference"],
+                    submitted_at=now,
+                    wrapped_key=wrapped.blob,
+                    key_version=wrapped.version,
+                    parts=stored,
+                    recipients=meta["to"],
+                    awaiting_acceptance=kind == "return_receipt",
+                    evidence=evidence,
+                    notify_kind="delivery_waiting",
+                )
             )
         except RecipientInactive as exc:  # changed during the upload
             raise Conflict(

@@ -102,6 +102,11 @@ def append_ctes(at: str, actor: str, action: str, outcome: str, details: str, he
     The UPDATE waits for the row lock of a concurrent append, then continues from the head
     that append committed (READ COMMITTED re-reads an updated row): no fork. The lock is
     held until the statement's transaction commits.
+
+    Without the head row the record is still inserted, with a NULL ``seq``, which NOT NULL
+    refuses: the whole statement fails (:func:`head_missing`) rather than commit the
+    caller's rows unaudited — also where no one reads the statement's result (a batch of
+    submissions, :mod:`.submission_writer`).
     """
     return f"""audit_head_next AS (
                    UPDATE audit_head
@@ -113,9 +118,26 @@ def append_ctes(at: str, actor: str, action: str, outcome: str, details: str, he
                audit_record AS (
                    INSERT INTO audit_events
                        (seq, occurred_at, actor, action, outcome, details, prev_hash, hash)
-                   SELECT seq, {at}, {actor}, {action}, {outcome}, {details}, prev_hash, hash
-                     FROM audit_head_next
+                   SELECT h.seq, {at}, {actor}, {action}, {outcome}, {details}, h.prev_hash,
+                          h.hash
+                     FROM (VALUES (true)) AS one(row) LEFT JOIN audit_head_next h ON true
                    RETURNING seq, prev_hash, hash)"""  # noqa: S608 (placeholders, fixed literals)
+
+
+class AuditHeadMissing(RuntimeError):
+    """The audit chain's head row is gone (migration 0009): nothing can be appended."""
+
+    def __init__(self) -> None:
+        super().__init__("the audit chain has no head row (migration 0009)")
+
+
+def head_missing(exc: asyncpg.PostgresError) -> bool:
+    """Whether ``exc`` is :func:`append_ctes` refusing a record without a head row."""
+    return (
+        isinstance(exc, asyncpg.NotNullViolationError)
+        and exc.table_name == "audit_events"
+        and exc.column_name == "seq"
+    )
 
 
 def check_chain(
@@ -185,17 +207,21 @@ class AuditStore:
         outcome: str,
         details: dict[str, Any],
     ) -> AuditEvent:
-        row = await conn.fetchrow(
-            _APPEND,
-            occurred_at,
-            actor,
-            action,
-            outcome,
-            details,
-            canonical_head(occurred_at, actor, action, outcome, details),
-        )
-        if row is None:
-            raise RuntimeError("the audit chain has no head row (migration 0009)")
+        try:
+            row = await conn.fetchrow(
+                _APPEND,
+                occurred_at,
+                actor,
+                action,
+                outcome,
+                details,
+                canonical_head(occurred_at, actor, action, outcome, details),
+            )
+        except asyncpg.NotNullViolationError as exc:
+            if head_missing(exc):
+                raise AuditHeadMissing from None
+            raise
+        assert row is not None
         return AuditEvent(
             row["seq"],
             occurred_at,

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from .audit import AuditStore
-from .submissions import insert_submission
+from .submission_writer import SubmissionWriter
+from .submissions import NewSubmission
 
 if TYPE_CHECKING:
     from .db import Connection
@@ -137,13 +138,16 @@ class DeliveryStore:
     def __init__(self, pool: asyncpg.Pool, audit: AuditStore) -> None:
         self._pool = pool
         self._audit = audit
+        self._writer = SubmissionWriter(pool)
 
     @property
     def pool(self) -> asyncpg.Pool:
         return self._pool
 
-    #: See :func:`.submissions.insert_submission`.
-    insert_submission = staticmethod(insert_submission)
+    async def submit(self, submission: NewSubmission) -> None:
+        """Commit a submission, grouped with those arriving meanwhile
+        (:mod:`.submission_writer`); durable when this returns."""
+        await self._writer.write(submission)
 
     async def get(self, delivery_id: uuid.UUID) -> DeliveryRow | None:
         row = await self._pool.fetchrow(

@@ -11,12 +11,13 @@ transaction of ten statements.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import asyncpg
 
-from .audit import append_ctes, canonical_head
+from .audit import AuditHeadMissing, append_ctes, canonical_head, head_missing
 
 if TYPE_CHECKING:
     from .db import Connection
@@ -31,7 +32,7 @@ _AUDIT = append_ctes("$9", "$4", f"'{SUBMIT}'", "'success'", "$31", "$32")
 #: database with many mailboxes the generic plan always looked costlier and PostgreSQL
 #: planned the statement anew on every call (~0.4 ms of CPU each; issue 4 benchmark).
 #: Behind the sub-select both assume ten, and the cached generic plan is used.
-_INSERT_SUBMISSION = f"""WITH delivery AS (
+INSERT_SUBMISSION = f"""WITH delivery AS (
                    INSERT INTO deliveries (delivery_id, kind, sender_address, sender_person_id,
                        sender_fingerprint, subject, message, reference, submitted_at,
                        wrapped_key, key_version)
@@ -65,8 +66,7 @@ _INSERT_SUBMISSION = f"""WITH delivery AS (
                    RETURNING id),
                {_AUDIT}
                SELECT (SELECT count(*) FROM recipients) AS consigned,
-                      (SELECT count(*) FROM notify) AS queued,
-                      (SELECT seq FROM audit_record) AS audit_seq"""  # noqa: S608 (no values)
+                      (SELECT count(*) FROM notify) AS queued"""  # noqa: S608 (no values)
 
 
 class RecipientInactive(Exception):
@@ -77,60 +77,49 @@ class RecipientInactive(Exception):
         self.address = address
 
 
-async def insert_submission(
-    conn: Connection,
-    *,
-    delivery_id: uuid.UUID,
-    kind: str,
-    sender_address: str,
-    sender_person_id: str,
-    sender_fingerprint: str,
-    subject: str,
-    message: str,
-    reference: str | None,
-    submitted_at: datetime,
-    wrapped_key: bytes,
-    key_version: int,
-    parts: list[PartRow],
-    recipients: list[str],
-    awaiting_acceptance: bool,
-    evidence: list[NewEvidence],
-    notify_kind: str,
-) -> int:
-    """Write the whole submission in one statement — on a connection outside a
-    transaction, its own transaction, committed when it returns: the delivery, its
-    parts, its recipients, its evidence, a ``notify_kind`` e-mail to each confirmed
-    notification address of each recipient (R5.4) and the audit record (R9.1).
+@dataclass(frozen=True)
+class NewSubmission:
+    """Everything one submission writes (see :func:`insert_submission`)."""
 
-    Each recipient's mailbox must still be active (R5.6): an inactive one would leave
-    ``recipient_address`` NULL, which NOT NULL refuses, and :class:`RecipientInactive`
-    is raised with nothing written. One statement also means the audit chain's lock is
-    held only while PostgreSQL finishes the statement and flushes the commit, never
-    across a round trip to us. Returns the number of e-mails queued."""
-    state = "awaiting_acceptance" if awaiting_acceptance else "consigned"
-    notified = submitted_at if awaiting_acceptance else None
-    details = {
-        "delivery_id": str(delivery_id),
-        "kind": kind,
-        "from": sender_address,
-        "to": recipients,
-        "parts": len(parts),
-    }
-    head = canonical_head(submitted_at, sender_person_id, SUBMIT, "success", details)
-    try:
-        row = await conn.fetchrow(
-            _INSERT_SUBMISSION,
-            delivery_id,
-            kind,
-            sender_address,
-            sender_person_id,
-            sender_fingerprint,
-            subject,
-            message,
-            reference,
-            submitted_at,
-            wrapped_key,
-            key_version,
+    delivery_id: uuid.UUID
+    kind: str
+    sender_address: str
+    sender_person_id: str
+    sender_fingerprint: str
+    subject: str
+    message: str
+    reference: str | None
+    submitted_at: datetime
+    wrapped_key: bytes
+    key_version: int
+    parts: list[PartRow]
+    recipients: list[str]
+    awaiting_acceptance: bool
+    evidence: list[NewEvidence]
+    notify_kind: str
+
+    def arguments(self) -> tuple[object, ...]:
+        """The statement's parameters, $1 to $33."""
+        parts, evidence = self.parts, self.evidence
+        details = {
+            "delivery_id": str(self.delivery_id),
+            "kind": self.kind,
+            "from": self.sender_address,
+            "to": self.recipients,
+            "parts": len(parts),
+        }
+        return (
+            self.delivery_id,
+            self.kind,
+            self.sender_address,
+            self.sender_person_id,
+            self.sender_fingerprint,
+            self.subject,
+            self.message,
+            self.reference,
+            self.submitted_at,
+            self.wrapped_key,
+            self.key_version,
             [p.part_no for p in parts],
             [p.name for p in parts],
             [p.media_type for p in parts],
@@ -139,9 +128,9 @@ async def insert_submission(
             [p.locator for p in parts],
             [p.ciphertext_size for p in parts],
             [p.sender_signature for p in parts],
-            recipients,
-            state,
-            notified,
+            self.recipients,
+            "awaiting_acceptance" if self.awaiting_acceptance else "consigned",
+            self.submitted_at if self.awaiting_acceptance else None,
             [ev.evidence_id for ev in evidence],
             [ev.recipient_address for ev in evidence],
             [ev.event for ev in evidence],
@@ -149,20 +138,44 @@ async def insert_submission(
             [ev.xml for ev in evidence],
             [ev.sha256 for ev in evidence],
             [ev.qualified for ev in evidence],
-            notify_kind,
+            self.notify_kind,
             details,
-            head,
+            canonical_head(self.submitted_at, self.sender_person_id, SUBMIT, "success", details),
             [p.inline for p in parts],
         )
+
+
+async def insert_submission(conn: Connection, submission: NewSubmission) -> int:
+    """Write the whole submission in one statement — on a connection outside a
+    transaction, its own transaction, committed when it returns: the delivery, its
+    parts, its recipients, its evidence, a ``notify_kind`` e-mail to each confirmed
+    notification address of each recipient (R5.4) and the audit record (R9.1).
+
+    Each recipient's mailbox must still be active (R5.6): an inactive one would leave
+    ``recipient_address`` NULL, which NOT NULL refuses, and :class:`RecipientInactive`
+    is raised with nothing written; so is :class:`.audit.AuditHeadMissing`. One statement
+    also means the audit chain's lock is held only while PostgreSQL finishes the
+    statement and flushes the commit, never across a round trip to us. Returns the number
+    of e-mails queued. :class:`.submission_writer.SubmissionWriter` runs the same
+    statement for several submissions in one transaction."""
+    try:
+        row = await conn.fetchrow(INSERT_SUBMISSION, *submission.arguments())
     except asyncpg.NotNullViolationError as exc:
-        if exc.table_name != "delivery_recipients" or exc.column_name != "recipient_address":
-            raise
-        raise RecipientInactive(await _first_inactive(conn, recipients)) from None
+        raise await refusal(conn, submission, exc) from None
     assert row is not None
-    if row["audit_seq"] is None:
-        raise RuntimeError("the audit chain has no head row (migration 0009)")
-    assert row["consigned"] == len(recipients)
+    assert row["consigned"] == len(submission.recipients)
     return int(row["queued"])
+
+
+async def refusal(
+    conn: Connection, submission: NewSubmission, exc: asyncpg.NotNullViolationError
+) -> Exception:
+    """What a NOT NULL refusal of the statement means (see :func:`insert_submission`)."""
+    if head_missing(exc):
+        return AuditHeadMissing()
+    if exc.table_name == "delivery_recipients" and exc.column_name == "recipient_address":
+        return RecipientInactive(await _first_inactive(conn, submission.recipients))
+    return exc
 
 
 async def _first_inactive(conn: Connection, recipients: list[str]) -> str:

@@ -4,10 +4,14 @@ nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 
 from tests.conftest import PkiService
-from tests.integration.test_deliveries import BOJAN, COURT, DEJAN, _state, send
+from tests.integration.test_deliveries import BOJAN, COURT, DEJAN, PDF, _state, get, send
+from tests.integration.test_submission_writer import blocked_on_lock
 from tests.mailbox_support import add_delegate, open_delivery_world, person_id
 from tests.support import RunningServer, make_settings, running_server
 
@@ -105,3 +109,37 @@ async def test_r5_1_several_recipients_each_named_in_the_evidence(server: Runnin
     )
     for row in names:
         assert row["display_name"].encode() in bytes(xml)
+
+
+async def test_a_commit_whose_answer_is_lost_keeps_the_content_and_says_so(
+    server: RunningServer, database_url: str
+) -> None:
+    """The connection is cut while the submission waits to commit: the client learns the
+    outcome is unknown and which delivery to look up; the content file stays (it would be
+    the content of a delivery that did commit); the server carries on."""
+    large = PDF[:-6] + bytes(40_000) + PDF[-6:]  # over the inline limit: a file on disk
+    deliveries, evidence, files = await _state(server)
+    holder = await asyncpg.connect(database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT * FROM audit_head FOR UPDATE")
+            sending = asyncio.create_task(
+                send(
+                    server,
+                    "qualified-qscd",
+                    COURT,
+                    [DEJAN],
+                    files=[("big.pdf", large, "application/pdf")],
+                )
+            )
+            backend = await blocked_on_lock(server.services.pool)
+            await holder.execute("SELECT pg_terminate_backend($1)", backend)
+            status, body = await sending
+    finally:
+        await holder.close()
+    assert (status, body["reason"]) == (503, "outcome_unknown"), body
+    assert body["href"] == f"/api/v1/deliveries/{body['delivery_id']}"
+    assert await _state(server) == (deliveries, evidence, files + 1)
+    assert (await get(server, "qualified-qscd", body["href"]))[0] == 404  # it did not commit
+    status, body = await send(server, "qualified-qscd", COURT, [DEJAN])
+    assert status == 201, body

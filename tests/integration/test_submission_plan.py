@@ -12,7 +12,7 @@ import pytest
 
 from server.store.db import create_pool
 from server.store.deliveries import NewEvidence, PartRow
-from server.store.submissions import insert_submission
+from server.store.submissions import NewSubmission, insert_submission
 
 if TYPE_CHECKING:
     from server.store.db import Connection
@@ -46,27 +46,29 @@ async def _submit(conn: Connection, n: int) -> int:
     delivery_id = uuid.uuid4()
     return await insert_submission(
         conn,
-        delivery_id=delivery_id,
-        kind="registered",
-        sender_address="ana@vep.si",
-        sender_person_id="p1",
-        sender_fingerprint="f1",
-        subject=f"Vabilo {n}",
-        message="",
-        reference=None,
-        submitted_at=now,
-        wrapped_key=b"k" * 60,
-        key_version=1,
-        parts=[PartRow(0, "a.pdf", "application/pdf", 10, "00" * 32, f"x/{n}", 40, None)],
-        recipients=["dejan@vep.si"],
-        awaiting_acceptance=False,
-        evidence=[
-            NewEvidence(uuid.uuid4(), None, "SubmissionAcceptance", now, b"<a/>", "0", True),
-            NewEvidence(
-                uuid.uuid4(), "dejan@vep.si", "ContentConsignment", now, b"<b/>", "0", True
-            ),
-        ],
-        notify_kind="delivery_waiting",
+        NewSubmission(
+            delivery_id=delivery_id,
+            kind="registered",
+            sender_address="ana@vep.si",
+            sender_person_id="p1",
+            sender_fingerprint="f1",
+            subject=f"Vabilo {n}",
+            message="",
+            reference=None,
+            submitted_at=now,
+            wrapped_key=b"k" * 60,
+            key_version=1,
+            parts=[PartRow(0, "a.pdf", "application/pdf", 10, "00" * 32, f"x/{n}", 40, None)],
+            recipients=["dejan@vep.si"],
+            awaiting_acceptance=False,
+            evidence=[
+                NewEvidence(uuid.uuid4(), None, "SubmissionAcceptance", now, b"<a/>", "0", True),
+                NewEvidence(
+                    uuid.uuid4(), "dejan@vep.si", "ContentConsignment", now, b"<b/>", "0", True
+                ),
+            ],
+            notify_kind="delivery_waiting",
+        ),
     )
 
 
