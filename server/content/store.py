@@ -171,7 +171,8 @@ class FileContentStore:
         locator = secrets.token_hex(16)
         header = Header(size_per_chunk, secrets.token_bytes(PREFIX_BYTES))
         cipher = ChunkCipher(data_key, locator, header)
-        writer = PartWriter(self._directory(locator), locator, header, cipher)
+        # Made when a file is first needed: a part kept in its row never builds a path.
+        writer: PartWriter | None = None
         try:
             # The file is created by the first chunk written, in the same thread hop: a part
             # that fits in one chunk costs one hop (create, write, fsync, rename, fsync).
@@ -186,14 +187,20 @@ class FileContentStore:
                 while len(buffer) > size_per_chunk:
                     block = bytes(buffer[:size_per_chunk])
                     del buffer[:size_per_chunk]
+                    writer = writer or self._writer(locator, header, cipher)
                     await asyncio.to_thread(writer.seal, block)
-            if self._inline_max > 0 and size <= self._inline_max:  # one chunk: none written
+            if writer is None and self._inline_max > 0 and size <= self._inline_max:
                 return self._sealed_inline(locator, header, cipher, bytes(buffer))
+            writer = writer or self._writer(locator, header, cipher)
             return await asyncio.to_thread(writer.commit, bytes(buffer))
         except BaseException:
-            # The thread finishes the discard even if this await is cancelled again.
-            await asyncio.to_thread(writer.discard)
+            if writer is not None:
+                # The thread finishes the discard even if this await is cancelled again.
+                await asyncio.to_thread(writer.discard)
             raise
+
+    def _writer(self, locator: str, header: Header, cipher: ChunkCipher) -> PartWriter:
+        return PartWriter(self._directory(locator), locator, header, cipher)
 
     @staticmethod
     def _sealed_inline(

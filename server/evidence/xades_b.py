@@ -68,6 +68,9 @@ _TRANSFORMS = (
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _SIGNATURE_END = "</xades:QualifyingProperties></ds:Object></ds:Signature>"
 
+#: Immutable, so one for every signature (building one per seal showed in the profile).
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
@@ -207,7 +210,7 @@ class XadesBSigner:
         """The private-key operation over the canonical SignedInfo (the only one)."""
         key = self._key
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            r, s = utils.decode_dss_signature(key.sign(signed_info, ec.ECDSA(hashes.SHA256())))
+            r, s = utils.decode_dss_signature(key.sign(signed_info, _ECDSA_SHA256))
             return r.to_bytes(self._half, "big") + s.to_bytes(self._half, "big")
         return key.sign(signed_info, padding.PKCS1v15(), hashes.SHA256())
 
