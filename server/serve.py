@@ -10,6 +10,7 @@ a worker whose parent was killed outright stops by itself.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import signal
@@ -18,6 +19,7 @@ import threading
 import time
 from types import FrameType
 
+import uvloop
 from aiohttp import web
 
 from . import logs
@@ -42,6 +44,13 @@ def _exit_with(parent: int) -> None:
     threading.Thread(target=watch, name="vep-parent-watch", daemon=True).start()
 
 
+def new_event_loop(settings: Settings) -> asyncio.AbstractEventLoop:
+    """The loop a server process runs on (``VEP_EVENT_LOOP``)."""
+    if settings.event_loop == "uvloop":
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def _run(settings: Settings, reuse_port: bool, announce: bool, parent: int | None = None) -> None:
     from .app import create_app
     from .tls import server_context
@@ -60,6 +69,7 @@ def _run(settings: Settings, reuse_port: bool, announce: bool, parent: int | Non
         access_log=None,
         reuse_port=reuse_port or None,
         print=(lambda _: print(f"vep: serving {url}", flush=True)) if announce else None,
+        loop=new_event_loop(settings),
     )
 
 

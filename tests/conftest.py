@@ -10,6 +10,7 @@ live OCSP/CRL/TSA service, and real TLS servers — nothing mocked.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -17,19 +18,28 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import pytest_asyncio
+import uvloop
 
 from server.devpki.generate import DevPki, generate
 from server.store import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every test runs on the event loop ``vep serve`` runs on by default (uvloop): the
+    in-process servers, their TLS and the clients alike."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 def free_port() -> int:

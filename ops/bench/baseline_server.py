@@ -1,6 +1,7 @@
-"""The baseline of the delivery benchmark: a bare aiohttp handler on the same TLS context as
-VEP (client certificates requested, same anchors), reading the same multipart body and
-inserting one row with asyncpg — no certificate check, no encryption, no evidence.
+"""The baseline of the delivery benchmark: a bare aiohttp handler on the same TLS context and
+event loop (uvloop) as VEP (client certificates requested, same anchors), reading the same
+multipart body and inserting one row with asyncpg — no certificate check, no encryption,
+no evidence.
 
 Usage (started by deliveries.py): python baseline_server.py DSN DATA_DIR PORT [PROCESSES]
 
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import uvloop
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +77,7 @@ def serve(dsn: str, data_dir: Path, port: int, reuse_port: bool) -> None:
         access_log=None,
         reuse_port=reuse_port or None,
         print=lambda _: print("ready", flush=True),
+        loop=uvloop.new_event_loop(),  # the loop VEP serves on by default
     )
 
 

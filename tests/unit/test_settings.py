@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from pathlib import Path
 
 import pytest
+import uvloop
 
+from server.serve import new_event_loop
 from server.settings import SettingsError, load
 
 BASE = {"VEP_DATABASE_URL": "postgresql://app@/vep?host=/tmp/x"}
@@ -58,6 +61,7 @@ def test_toml_then_environment_overrides(tmp_path: Path) -> None:
         ({"VEP_CONTENT_INLINE_MAX_BYTES": "-1"}, "VEP_CONTENT_INLINE_MAX_BYTES"),
         ({"VEP_CONTENT_INLINE_MAX_BYTES": str(2**20 + 1)}, "VEP_CONTENT_INLINE_MAX_BYTES"),
         ({"VEP_DEV_PKI": "off"}, "VEP_TLS_CERT"),
+        ({"VEP_EVENT_LOOP": "trio"}, "VEP_EVENT_LOOP"),
     ],
 )
 def test_bad_environment_value_names_the_key(env: dict[str, str], key: str) -> None:
@@ -73,6 +77,18 @@ def test_content_inline_max_bytes() -> None:
     assert off.content_inline_max_bytes == 0
     most = load(None, {**BASE, "VEP_CONTENT_INLINE_MAX_BYTES": str(2**20)})
     assert most.content_inline_max_bytes == 2**20
+
+
+def test_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
+    """``vep serve`` runs on the loop the setting names (its TLS is what the benchmark
+    measured); the standard one stays a setting away."""
+    for env, kind in (({}, uvloop.Loop), ({"VEP_EVENT_LOOP": "asyncio"}, asyncio.BaseEventLoop)):
+        loop = new_event_loop(load(None, {**BASE, **env}))
+        try:
+            assert isinstance(loop, kind), loop
+            assert isinstance(loop, uvloop.Loop) == (kind is uvloop.Loop)
+        finally:
+            loop.close()
 
 
 def test_unknown_toml_key_is_named() -> None:
