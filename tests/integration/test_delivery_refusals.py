@@ -5,7 +5,11 @@ nothing behind."""
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
+import aiohttp
+import aiohttp.multipart
 import asyncpg
 import pytest
 
@@ -143,3 +147,62 @@ async def test_a_commit_whose_answer_is_lost_keeps_the_content_and_says_so(
     assert (await get(server, "qualified-qscd", body["href"]))[0] == 404  # it did not commit
     status, body = await send(server, "qualified-qscd", COURT, [DEJAN])
     assert status == 201, body
+
+
+async def _post_raw(server: RunningServer, body: bytes, content_type: str) -> tuple[int, Any]:
+    async with server.client("qualified-qscd") as client:
+        async with client.post(
+            f"/api/v1/mailboxes/{COURT}/deliveries",
+            data=body,
+            headers={"Content-Type": content_type},
+        ) as r:
+            return r.status, await r.json(content_type=None)
+
+
+async def test_a_multipart_body_without_a_boundary_or_led_by_charset_is_refused(
+    server: RunningServer,
+) -> None:
+    """A clear 400 for a body that cannot be split, and RFC 7578 §4.6's ``_charset_`` is a
+    part like any other here (the metadata is JSON, UTF-8): refused, not silently eaten."""
+    before = await _state(server)
+    status, body = await _post_raw(server, b"--b\r\n", "multipart/form-data")
+    assert (status, body["reason"]) == (400, "malformed_multipart"), body
+    charset = b'Content-Disposition: form-data; name="_charset_"\r\n\r\nutf-8'
+    metadata = (
+        b'Content-Disposition: form-data; name="metadata"\r\n\r\n'
+        + json.dumps({"to": [DEJAN], "subject": "x", "kind": "registered"}).encode()
+    )
+    file = (
+        b'Content-Disposition: form-data; name="file"; filename="a.pdf"\r\n'
+        b"Content-Type: application/pdf\r\n\r\n" + PDF
+    )
+
+    def body_of(*parts: bytes) -> bytes:
+        return b"".join(b"--b\r\n" + part + b"\r\n" for part in parts) + b"--b--\r\n"
+
+    status, body = await _post_raw(
+        server, body_of(charset, metadata, file), "multipart/form-data; boundary=b"
+    )
+    assert (status, body["reason"]) == (400, "metadata_first"), body
+    assert await _state(server) == before
+    status, body = await _post_raw(
+        server, body_of(metadata, file), "multipart/form-data; boundary=b"
+    )
+    assert status == 201, body
+
+
+async def test_an_ordinary_body_never_reaches_aiohttps_disposition_parser(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 4: its slow parser ran once per submission for the first part alone."""
+    calls = []
+    original = aiohttp.multipart.parse_content_disposition
+
+    def counted(header: str | None) -> tuple[str | None, dict[str, str]]:
+        calls.append(header)
+        return original(header)
+
+    monkeypatch.setattr(aiohttp.multipart, "parse_content_disposition", counted)
+    status, body = await send(server, "qualified-qscd", COURT, [DEJAN])
+    assert status == 201, body
+    assert calls == []
