@@ -9,13 +9,20 @@ a delegate being added) needs the admin password (R1.5).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import Clock
 from ..errors import CertificateRefused, Conflict, InvalidFields, NotFound, Refused
 from ..store.mailboxes import Mailbox
-from ..store.memberships import MailboxAccess, MemberExists, Membership, MembershipStore
+from ..store.memberships import (
+    Addressee,
+    MailboxAccess,
+    MemberExists,
+    Membership,
+    MembershipStore,
+)
 from ..store.persons import PersonStore
 from ..trust.validation import CertificateCheck, CertificateChecker
 from .admin_password import AdminPasswordGuard
@@ -38,6 +45,8 @@ class Access:
     mailbox: Mailbox
     membership: Membership
     check: CertificateCheck
+    #: The mailboxes the request names that exist, read with the membership (``naming``).
+    addressees: Mapping[str, Addressee] = field(default_factory=dict)
 
     @property
     def actor(self) -> str:
@@ -83,9 +92,11 @@ class MailboxService:
         check: CertificateCheck,
         need: Need = Need.MEMBER,
         enrolled: bool = True,
+        naming: Sequence[str] = (),
     ) -> Access:
-        """The caller's access to ``address``, or a refusal naming what is missing."""
-        found = await self._memberships.member_of(address, check.facts.person_id)
+        """The caller's access to ``address``, or a refusal naming what is missing; with
+        the mailboxes among ``naming`` that exist, in the same read."""
+        found = await self._memberships.member_of(address, check.facts.person_id, naming)
         if found is None or found.mailbox.state == "purged":
             raise Refused("You are not a member of this mailbox.", "not_member")
         mailbox, membership = found.mailbox, found.membership
@@ -102,7 +113,7 @@ class MailboxService:
                 "mailbox admin password (R1.5).",
                 "certificate_not_enrolled",
             )
-        access = Access(mailbox, membership, check)
+        access = Access(mailbox, membership, check, found.addressees)
         if need is Need.CUSTODIAN and not access.is_custodian:
             raise Refused("Only the mailbox custodian may do this.", "not_custodian")
         if need is Need.MANAGE and not access.has("manage"):

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,23 +36,21 @@ from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Par
 from ..evidence.seal import EvidenceSealer, SealedEvidence
 from ..settings import Settings
 from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, PartRow
-from ..store.mailboxes import MailboxStore
 from ..store.submission_writer import OutcomeUnknown
 from ..store.submissions import NewSubmission, RecipientInactive
 from ..validate import validate
-from . import fields as f
 from .mailboxes import Access
+from .submission_metadata import checked_metadata, read_all, read_metadata, recipient_addresses
+
+#: Authorises the sender, reading the named recipients' mailboxes with it.
+Authorize = Callable[[Sequence[str]], Awaitable[Access]]
 
 if TYPE_CHECKING:
     from .wind_down import WindDownGate
 
-MAX_METADATA = 64 * 1024
 #: A signed part is read back to verify its signature; larger signed parts are refused.
 MAX_SIGNED_PART = 20 * 1024 * 1024
 MAX_SIGNATURE = 1024 * 1024
-MAX_RECIPIENTS = 50
-MAX_SUBJECT = 200
-MAX_MESSAGE = 20_000
 
 
 @dataclass
@@ -126,22 +123,12 @@ def new_evidence(sealed: SealedEvidence, recipient: str | None) -> NewEvidence:
     )
 
 
-async def _read_all(chunks: AsyncIterator[bytes], limit: int, what: str) -> bytes:
-    data = bytearray()
-    async for chunk in chunks:
-        data += chunk
-        if len(data) > limit:
-            raise BadRequest(f"The {what} part is larger than {limit} bytes.", "too_large")
-    return bytes(data)
-
-
 class SubmissionService:
     def __init__(
         self,
         settings: Settings,
         clock: Clock,
         deliveries: DeliveryStore,
-        mailboxes: MailboxStore,
         content: ContentStore,
         sealer: EvidenceSealer,
         anchors: Sequence[x509.Certificate] = (),
@@ -150,73 +137,24 @@ class SubmissionService:
         self._settings = settings
         self._clock = clock
         self._deliveries = deliveries
-        self._mailboxes = mailboxes
         self._content = content
         self._sealer = sealer
         self._anchors = list(anchors)
         self._wind_down = wind_down
 
-    async def _metadata(self, access: Access, part: IncomingPart) -> dict[str, Any]:
-        if part.field != "metadata":
-            raise BadRequest("The first part must be `metadata` (JSON).", "metadata_first")
-        raw = await _read_all(part.chunks, MAX_METADATA, "metadata")
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("The metadata part is not valid JSON.", "malformed_json") from None
-        if not isinstance(body, dict):
-            raise BadRequest("The metadata part must be a JSON object.", "malformed_json")
-        c = f.Collector()
-        kind = c.check(
-            "kind", f.choice("registered", "return_receipt"), body.get("kind", "registered")
-        )
-        subject = c.check("subject", f.text, body.get("subject"))
-        message = body.get("message", "")
-        if not isinstance(message, str) or len(message) > MAX_MESSAGE:
-            c.fail("message", "type" if not isinstance(message, str) else "too_long")
-        reference = body.get("reference")
-        if reference is not None and (not isinstance(reference, str) or len(reference) > 100):
-            c.fail("reference", "type")
-        to = body.get("to")
-        if not isinstance(to, list) or not to or not all(isinstance(a, str) for a in to):
-            c.fail("to", "required")
-            to = []
-        elif len(to) > MAX_RECIPIENTS:
-            c.fail("to", "too_many")
-            to = []  # no lookups for a list that is refused anyway
-        recipients = list(dict.fromkeys(a.strip().lower() for a in to))
-        names: dict[str, str] = {}
-        for i, address in enumerate(recipients):
-            mailbox = await self._mailboxes.get(address)
-            if mailbox is not None:
-                names[address] = mailbox.display_name
-            if mailbox is None:
-                c.fail(f"to[{i}]", "unknown_recipient")
-            elif mailbox.state != "active":
-                c.fail(f"to[{i}]", "recipient_not_active")  # R5.6
-            elif address == access.mailbox.address:
-                c.fail(f"to[{i}]", "own_mailbox")
-        if c.errors:
-            raise InvalidFields(c.errors)
-        if subject is not None and len(subject) > MAX_SUBJECT:
-            raise InvalidFields([{"field": "subject", "reason": "too_long"}])
-        if kind == "return_receipt" and not access.mailbox.public_body:
+    async def _metadata(self, access: Access, body: dict[str, Any]) -> dict[str, Any]:
+        meta = checked_metadata(access, body)
+        if meta["kind"] == "return_receipt" and not access.mailbox.public_body:
             raise Refused(
                 "Only a public body may send a return-receipt delivery (R5.2).",
                 "not_public_body",
             )
-        if kind == "return_receipt" and self._wind_down is not None:
+        if meta["kind"] == "return_receipt" and self._wind_down is not None:
             await self._wind_down.refuse_formal(self._clock.now())  # R8.5, R5.6: day 30
-        return {
-            "kind": kind,
-            "subject": subject,
-            "message": message,
-            "reference": reference,
-            "to": recipients,
-            "names": names,  # display names, for the evidence
-        }
+        return meta
 
-    async def submit(self, access: Access, parts: AsyncIterator[IncomingPart]) -> Submitted:
+    @staticmethod
+    def _may_send(access: Access) -> None:
         if not access.has("send"):
             raise Refused(
                 "This needs the send permission.", "permission_required", permission="send"
@@ -227,10 +165,21 @@ class SubmissionService:
                 "mailbox_not_active",
                 state=access.mailbox.state,
             )
-        first = await anext(parts, None)
-        if first is None:
-            raise BadRequest("Send a multipart body with metadata and files.", "empty_body")
-        meta = await self._metadata(access, first)
+
+    async def submit(self, authorize: Authorize, parts: AsyncIterator[IncomingPart]) -> Submitted:
+        """Authorise the sender (``authorize``, given the recipients' addresses to read
+        with it), then take the delivery. The metadata part is read first for those
+        addresses (:mod:`.submission_metadata`), but a refusal of the sender still comes
+        before any complaint about the body."""
+        try:
+            first = await anext(parts, None)
+            body = await read_metadata(first)
+        except BadRequest:
+            self._may_send(await authorize(()))
+            raise
+        access = await authorize(recipient_addresses(body.get("to")))
+        self._may_send(access)
+        meta = await self._metadata(access, body)
         delivery_id = uuid.uuid4()
         data_key, wrapped = self._content.new_data_key(str(delivery_id))
         stored: list[PartRow] = []
@@ -245,7 +194,7 @@ class SubmissionService:
                             "A `signature` part must follow its `file` part.",
                             "signature_without_file",
                         )
-                    signature = await _read_all(part.chunks, MAX_SIGNATURE, "signature")
+                    signature = await read_all(part.chunks, MAX_SIGNATURE, "signature")
                     remaining -= len(signature)  # signatures count in the delivery size
                     if remaining < 0:
                         raise PayloadTooLarge(settings.max_delivery_bytes)

@@ -122,7 +122,6 @@ def build_services(
             settings,
             clock,
             deliveries,
-            mailboxes,
             content,
             sealer,
             load_anchors(settings.anchor_paths),

@@ -206,3 +206,43 @@ async def test_an_ordinary_body_never_reaches_aiohttps_disposition_parser(
     status, body = await send(server, "qualified-qscd", COURT, [DEJAN])
     assert status == 201, body
     assert calls == []
+
+
+async def test_r1_5_a_non_member_is_refused_before_anything_about_the_body(
+    server: RunningServer,
+) -> None:
+    """The metadata is read before the sender is authorised (one read finds both): a
+    non-member still learns only that it is not a member, whatever the body."""
+    before = await _state(server)
+    metadata = b'Content-Disposition: form-data; name="metadata"\r\n\r\n'
+    bodies = {
+        "unsupported_media_type": (b"{}", "application/json"),
+        "empty_body": (b"--b--\r\n", "multipart/form-data; boundary=b"),
+        "metadata_first": (
+            b'--b\r\nContent-Disposition: form-data; name="file"\r\n\r\nx\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
+        "malformed_json": (
+            b"--b\r\n" + metadata + b"{not json\r\n--b--\r\n",
+            "multipart/form-data; boundary=b",
+        ),
+        "invalid_fields": (
+            b"--b\r\n"
+            + metadata
+            + json.dumps({"to": ["nobody@vep.si"]}).encode()
+            + b"\r\n--b--\r\n",
+            "multipart/form-data; boundary=b",
+        ),
+    }
+    for reason, (body, content_type) in bodies.items():
+        status, answer = await _post_raw(server, body, content_type)  # Ana: a member
+        assert (status, answer["reason"]) == (400 if reason != "invalid_fields" else 422, reason)
+        async with server.client("delegate") as client:  # Dejan: no member of the court
+            async with client.post(
+                f"/api/v1/mailboxes/{COURT}/deliveries",
+                data=body,
+                headers={"Content-Type": content_type},
+            ) as r:
+                answer = await r.json(content_type=None)
+                assert (r.status, answer["reason"]) == (403, "not_member"), (reason, answer)
+    assert await _state(server) == before

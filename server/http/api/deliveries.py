@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
 from ...errors import BadRequest
-from ...services.mailboxes import Need
+from ...services.mailboxes import Access, Need
 from ...services.submission import IncomingPart
 from ...store.deliveries import DeliveryRow, ListedDelivery
 from ..context import principal, services
@@ -123,10 +123,12 @@ def _delivery(d: DeliveryRow, content_visible: bool, recipient: str | None) -> d
 
 async def submit(request: web.Request) -> web.Response:
     svc = services(request)
-    access = await svc.mailboxes.authorize(
-        request.match_info["address"], principal(request).check, Need.MEMBER
-    )
-    submitted = await svc.submission.submit(access, _incoming(request))
+    address, check = request.match_info["address"], principal(request).check
+
+    async def authorize(naming: Sequence[str]) -> Access:
+        return await svc.mailboxes.authorize(address, check, Need.MEMBER, naming=naming)
+
+    submitted = await svc.submission.submit(authorize, _incoming(request))
     return web.json_response(
         {
             "delivery_id": str(submitted.delivery_id),
