@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from . import settings_lifecycle
 from .settings_lifecycle import LifecycleSettings
@@ -25,6 +25,8 @@ from .settings_values import int_value as _int
 from .settings_values import text_value as _text
 
 RevocationPolicy = Literal["require", "soft-fail"]
+ReceiptSignature = Literal["sign", "login"]
+EventLoop = Literal["uvloop", "asyncio"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ENV_PREFIX = "VEP_"
@@ -104,7 +106,7 @@ class Settings:
     evidence_schema_check: bool = False
     #: R5.3: "sign" = accept a return receipt by signing the vročilnica; "login" = by an
     #: explicit acceptance in a QSCD-authenticated session (the VEP.SI terms' literal rule).
-    receipt_signature: Literal["sign", "login"] = "sign"
+    receipt_signature: ReceiptSignature = "sign"
     #: R5.7 limits.
     max_delivery_bytes: int = 100 * 1024 * 1024
     max_delivery_parts: int = 20
@@ -132,7 +134,7 @@ class Settings:
     #: The event loop of ``vep serve``: uvloop (libuv, with TLS and sockets in C: ~15 % less
     #: server CPU per delivery than asyncio's pure-Python TLS transport; README,
     #: "Benchmarks") or the standard library's, to fall back on without a rebuild.
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    event_loop: EventLoop = "uvloop"
     #: R8, R2.3: schedules, retention, billing, wind-down (:mod:`server.settings_lifecycle`).
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -204,12 +206,17 @@ def _networks(key: str, value: Any) -> tuple[IPNetwork, ...]:
         raise SettingsError(key, f"bad CIDR: {exc}") from None
 
 
-def _revocation(key: str, value: Any) -> RevocationPolicy:
-    if value == "require":
-        return "require"
-    if value == "soft-fail":
-        return "soft-fail"
-    raise SettingsError(key, f"expected require or soft-fail, got {value!r}")
+def _one_of(kind: Any) -> Callable[[str, Any], Any]:
+    """A parser for a value of the ``Literal`` type ``kind``; anything else is refused
+    naming the key and the choices."""
+    choices: tuple[str, ...] = get_args(kind)
+
+    def parse(key: str, value: Any) -> Any:
+        if value in choices:
+            return value
+        raise SettingsError(key, f"expected {' or '.join(choices)}, got {value!r}")
+
+    return parse
 
 
 def _log_level(key: str, value: Any) -> str:
@@ -259,22 +266,6 @@ def _inline_max(key: str, value: Any) -> int:
     return number
 
 
-def _receipt(key: str, value: Any) -> Literal["sign", "login"]:
-    if value == "sign":
-        return "sign"
-    if value == "login":
-        return "login"
-    raise SettingsError(key, f"expected sign or login, got {value!r}")
-
-
-def _event_loop(key: str, value: Any) -> Literal["uvloop", "asyncio"]:
-    if value == "uvloop":
-        return "uvloop"
-    if value == "asyncio":
-        return "asyncio"
-    raise SettingsError(key, f"expected uvloop or asyncio, got {value!r}")
-
-
 def _types(key: str, value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list) else str(value).replace(",", " ").split()
     types = tuple(str(t).strip().lower() for t in items if str(t).strip())
@@ -293,7 +284,7 @@ _PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "tls_key": lambda k, v: {"tls_key": _existing_file(k, v)},
     "trust_anchors": lambda k, v: {"trust_anchors": _paths(k, v)},
     "dev_pki": lambda k, v: {"dev_pki": _bool(k, v)},
-    "revocation": lambda k, v: {"revocation": _revocation(k, v)},
+    "revocation": lambda k, v: {"revocation": _one_of(RevocationPolicy)(k, v)},
     "trusted_proxies": lambda k, v: {"trusted_proxies": _networks(k, v)},
     "revalidation_seconds": lambda k, v: {"revalidation_seconds": _int(k, v, 1)},
     "session_idle_seconds": lambda k, v: {"session_idle_seconds": _int(k, v, 1)},
@@ -322,14 +313,14 @@ _PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "tsa_url": lambda k, v: {"tsa_url": _url(k, v)},
     "qualified": lambda k, v: {"qualified": _bool(k, v)},
     "evidence_schema_check": lambda k, v: {"evidence_schema_check": _bool(k, v)},
-    "receipt_signature": lambda k, v: {"receipt_signature": _receipt(k, v)},
+    "receipt_signature": lambda k, v: {"receipt_signature": _one_of(ReceiptSignature)(k, v)},
     "max_delivery_bytes": lambda k, v: {"max_delivery_bytes": _int(k, v, 1)},
     "max_delivery_parts": lambda k, v: {"max_delivery_parts": _int(k, v, 1)},
     "content_inline_max_bytes": lambda k, v: {"content_inline_max_bytes": _inline_max(k, v)},
     "allowed_content_types": lambda k, v: {"allowed_content_types": _types(k, v)},
     "deemed_service_days": lambda k, v: {"deemed_service_days": _int(k, v, 1)},
     "workers": lambda k, v: {"workers": _int(k, v, 1)},
-    "event_loop": lambda k, v: {"event_loop": _event_loop(k, v)},
+    "event_loop": lambda k, v: {"event_loop": _one_of(EventLoop)(k, v)},
 }
 _FIELDS = {f.name for f in fields(Settings)}
 

@@ -62,6 +62,7 @@ def test_toml_then_environment_overrides(tmp_path: Path) -> None:
         ({"VEP_CONTENT_INLINE_MAX_BYTES": str(2**20 + 1)}, "VEP_CONTENT_INLINE_MAX_BYTES"),
         ({"VEP_DEV_PKI": "off"}, "VEP_TLS_CERT"),
         ({"VEP_EVENT_LOOP": "trio"}, "VEP_EVENT_LOOP"),
+        ({"VEP_RECEIPT_SIGNATURE": "fax"}, "VEP_RECEIPT_SIGNATURE"),
     ],
 )
 def test_bad_environment_value_names_the_key(env: dict[str, str], key: str) -> None:
