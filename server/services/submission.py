@@ -4,7 +4,8 @@ The body is streamed part by part into the encrypted content store; nothing is h
 in memory. Only when every part is fsynced and the first evidence is sealed does one
 transaction commit the delivery, its recipients, the evidence, the notifications and the
 audit record — so the 201 means all of it is durable, and any refusal (or a client that
-goes away) deletes the files it wrote and leaves no row.
+goes away before the commit) deletes the files it wrote and leaves no row. A commit whose
+answer is lost keeps its files and says so (503 ``outcome_unknown``).
 """
 
 from __future__ import annotations

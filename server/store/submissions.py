@@ -5,7 +5,9 @@ its parts, its recipients, its first evidence, the notification e-mails and the 
 record commit together, and the audit chain's row lock (:func:`.audit.append_ctes`) is
 held only while PostgreSQL finishes the statement and flushes the commit — never across a
 round trip to the application, which is what capped throughput when the same rows took a
-transaction of ten statements.
+transaction of ten statements. Under load several such statements share one transaction
+(:mod:`.submission_writer`); the lock is then held until that transaction's one commit,
+still without a round trip to the application in between.
 """
 
 from __future__ import annotations
