@@ -14,6 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from .errors import SignerError
 
 SealKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+#: ECDSA with SHA-256 for every EC signature made here (seals, local TSA tokens): the
+#: object is immutable, and building one per signature showed in the delivery profile.
+ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
 def load_chain(path: Path) -> tuple[x509.Certificate, ...]:

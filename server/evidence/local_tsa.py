@@ -24,19 +24,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from asn1crypto import algos, cms, core, pem, x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..trust.certs import qc_info
 from . import rfc3161
 from .errors import TimestampError
+from .keys import ECDSA_SHA256
 from .timestamper import Stamp
 
 #: The policy under which the local TSA issues tokens (ours; never a qualified policy).
 POLICY = "1.3.6.1.4.1.57264.9.1"
-
-#: Immutable, so one for every signature (building one per seal showed in the profile).
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
 def _der(data: bytes) -> bytes:
@@ -127,7 +125,7 @@ class LocalTimeStamper:
             ]
         )
         attributes_der = b"".join(attributes)  # DER SET OF: sorted encodings (X.690 §11.6)
-        signature = self._key.sign(_tlv(0x31, attributes_der), _ECDSA_SHA256)
+        signature = self._key.sign(_tlv(0x31, attributes_der), ECDSA_SHA256)
         signer_info = _tlv(
             0x30,
             _integer(1)

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .c14n import apex, text
-from .keys import SealKey
+from .keys import ECDSA_SHA256, SealKey
 from .xml import DIGEST_METHOD, NS_DECLARATIONS, digest_element
 
 C14N_URI = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
@@ -67,9 +67,6 @@ _TRANSFORMS = (
 #: What the Ids here look like: NCNames (XML-DSig §4.2, ``ID``) that need no escaping.
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _SIGNATURE_END = "</xades:QualifyingProperties></ds:Object></ds:Signature>"
-
-#: Immutable, so one for every signature (building one per seal showed in the profile).
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
 def _b64(data: bytes) -> str:
@@ -210,7 +207,7 @@ class XadesBSigner:
         """The private-key operation over the canonical SignedInfo (the only one)."""
         key = self._key
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            r, s = utils.decode_dss_signature(key.sign(signed_info, _ECDSA_SHA256))
+            r, s = utils.decode_dss_signature(key.sign(signed_info, ECDSA_SHA256))
             return r.to_bytes(self._half, "big") + s.to_bytes(self._half, "big")
         return key.sign(signed_info, padding.PKCS1v15(), hashes.SHA256())
 

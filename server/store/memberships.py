@@ -74,28 +74,31 @@ _MEMBER = """SELECT ms.*, coalesce(array_agg(mc.fingerprint ORDER BY mc.added_at
                FROM memberships ms
                LEFT JOIN membership_certificates mc USING (address, person_id)"""
 
-#: A membership with its mailbox (``m.*`` and ``subscriber_kind`` as MailboxStore reads it).
-_MEMBER_OF = """SELECT m.*, s.kind AS subscriber_kind, ms.person_id AS member_person_id,
+
+def _member_of(extra_columns: str = "") -> str:
+    """A membership with its mailbox (``m.*`` and ``subscriber_kind`` as MailboxStore
+    reads it), and ``extra_columns``."""
+    return f"""SELECT m.*, s.kind AS subscriber_kind, ms.person_id AS member_person_id,
                        ms.role AS member_role, ms.permissions AS member_permissions,
                        ms.added_at AS member_added_at, ms.added_by AS member_added_by,
                        ARRAY(SELECT mc.fingerprint FROM membership_certificates mc
                               WHERE mc.address = ms.address AND mc.person_id = ms.person_id
-                              ORDER BY mc.added_at) AS member_certs
+                              ORDER BY mc.added_at) AS member_certs{extra_columns}
                   FROM memberships ms
                   JOIN mailboxes m ON m.address = ms.address
                   JOIN subscribers s ON s.subscriber_id = m.subscriber_id
-                 WHERE ms.address = $1 AND ms.person_id = $2"""
+                 WHERE ms.address = $1 AND ms.person_id = $2"""  # noqa: S608 (fixed text)
+
+
+_MEMBER_OF = _member_of()
 #: The same, with the mailboxes named in ``$3`` (address, display name, state each). The
 #: array is read through a sub-select so the cached generic plan holds (see
 #: :data:`.submissions.INSERT_SUBMISSION`).
-_MEMBER_OF_NAMING = _MEMBER_OF.replace(
-    "\n                  FROM memberships ms",
+_MEMBER_OF_NAMING = _member_of(
     """,
                        ARRAY(SELECT ARRAY[o.address, o.display_name, o.state]
                                FROM mailboxes o
-                              WHERE o.address = ANY((SELECT $3::text[])::text[])) AS addressees
-                  FROM memberships ms""",
-    1,
+                              WHERE o.address = ANY((SELECT $3::text[])::text[])) AS addressees"""
 )
 
 

@@ -75,6 +75,18 @@ async def _submit(conn: Connection, n: int) -> int:
     )
 
 
+async def _plans(conn: Connection, statement: str) -> tuple[int, int]:
+    """(custom, generic) plans so far of the statement this connection prepared that is
+    LIKE ``statement``."""
+    row = await conn.fetchrow(
+        """SELECT custom_plans, generic_plans FROM pg_prepared_statements
+            WHERE statement LIKE $1""",
+        statement,
+    )
+    assert row is not None, statement
+    return row["custom_plans"], row["generic_plans"]
+
+
 async def test_the_submission_statement_is_not_planned_on_every_call(database_url: str) -> None:
     pool = await create_pool(database_url, 1, 1)
     try:
@@ -82,13 +94,9 @@ async def test_the_submission_statement_is_not_planned_on_every_call(database_ur
             await conn.execute(WORLD)
             for n in range(10):
                 assert await _submit(conn, n) == 1  # Dejan's confirmed address is told
-            row = await conn.fetchrow(
-                """SELECT generic_plans, custom_plans FROM pg_prepared_statements
-                    WHERE statement LIKE 'WITH delivery AS%'"""
-            )
-        assert row is not None
+            plans = await _plans(conn, "WITH delivery AS%")
         # PostgreSQL tries five custom plans, then keeps the generic one if not costlier
-        assert (row["custom_plans"], row["generic_plans"]) == (5, 5)
+        assert plans == (5, 5)
     finally:
         await pool.close()
 
@@ -111,11 +119,7 @@ async def test_the_read_that_authorises_a_sender_is_not_planned_on_every_call(
             assert {a: (m.display_name, m.state) for a, m in found.addressees.items()} == {
                 "dejan@vep.si": ("dejan", "active")  # the unknown one is not there
             }
-        row = await pool.fetchrow(
-            """SELECT generic_plans, custom_plans FROM pg_prepared_statements
-                WHERE statement LIKE 'SELECT m.*%AS addressees%'"""
-        )
-        assert row is not None
-        assert (row["custom_plans"], row["generic_plans"]) == (5, 5)
+        async with pool.acquire() as conn:  # the pool's one connection, which prepared it
+            assert await _plans(conn, "SELECT m.*%AS addressees%") == (5, 5)
     finally:
         await pool.close()

@@ -114,6 +114,21 @@ async def blocked_on_lock(pool: asyncpg.Pool) -> int:
     return pid
 
 
+Tasks = tuple["asyncio.Task[None]", list["asyncio.Task[None]"], int]
+
+
+async def queue_behind(
+    writer: SubmissionWriter, pool: asyncpg.Pool, first: NewSubmission, later: list[NewSubmission]
+) -> Tasks:
+    """Write ``first`` (nothing is under way: it goes at once, and waits for the held head
+    row), then queue ``later`` behind it. Returns their tasks and the waiting backend."""
+    alone = asyncio.create_task(writer.write(first))
+    backend = await blocked_on_lock(pool)
+    batch = [asyncio.create_task(writer.write(s)) for s in later]
+    await until(lambda: writer.queued == len(later), f"{len(later)} queued submissions")
+    return alone, batch, backend
+
+
 async def written(pool: asyncpg.Pool, items: list[NewSubmission]) -> dict[uuid.UUID, int]:
     """The transaction (xmin) that wrote each of ``items`` that is in the table."""
     rows = await pool.fetch(
@@ -130,10 +145,7 @@ async def test_submissions_arriving_during_a_commit_share_the_next_one(
     first, *later = [submission() for _ in range(4)]
     async with holder.transaction():
         await holder.execute("SELECT * FROM audit_head FOR UPDATE")
-        alone = asyncio.create_task(writer.write(first))  # nothing under way: goes at once
-        await blocked_on_lock(pool)
-        batch = [asyncio.create_task(writer.write(s)) for s in later]
-        await until(lambda: writer.queued == 3, "three queued submissions")
+        alone, batch, _ = await queue_behind(writer, pool, first, later)
         assert not alone.done()
     await asyncio.gather(alone, *batch)
     tx = await written(pool, [first, *later])
@@ -154,10 +166,7 @@ async def test_a_refused_submission_does_not_refuse_its_batch(
     first, good, refused, other = submission(), submission(), submission("eva@vep.si"), submission()
     async with holder.transaction():
         await holder.execute("SELECT * FROM audit_head FOR UPDATE")
-        alone = asyncio.create_task(writer.write(first))
-        await blocked_on_lock(pool)
-        batch = [asyncio.create_task(writer.write(s)) for s in (good, refused, other)]
-        await until(lambda: writer.queued == 3, "three queued submissions")
+        alone, batch, _ = await queue_behind(writer, pool, first, [good, refused, other])
     outcomes = await asyncio.gather(alone, *batch, return_exceptions=True)
     assert outcomes[:2] == [None, None] and outcomes[3] is None
     assert isinstance(outcomes[2], RecipientInactive) and outcomes[2].address == "eva@vep.si"
@@ -176,10 +185,7 @@ async def test_without_the_audit_head_nothing_commits_even_in_a_batch(
     items = [submission() for _ in range(3)]
     async with holder.transaction():
         await holder.execute("DELETE FROM audit_head")  # holds the row until it commits
-        alone = asyncio.create_task(writer.write(items[0]))
-        await blocked_on_lock(pool)
-        batch = [asyncio.create_task(writer.write(s)) for s in items[1:]]
-        await until(lambda: writer.queued == 2, "two queued submissions")
+        alone, batch, _ = await queue_behind(writer, pool, items[0], items[1:])
     outcomes = await asyncio.gather(alone, *batch, return_exceptions=True)
     assert all(isinstance(o, AuditHeadMissing) for o in outcomes), outcomes
     assert await written(pool, items) == {}
@@ -198,10 +204,7 @@ async def test_a_commit_that_went_unanswered_is_unknown_and_not_retried(
     items = [submission() for _ in range(3)]
     async with holder.transaction():
         await holder.execute("SELECT * FROM audit_head FOR UPDATE")
-        alone = asyncio.create_task(writer.write(items[0]))
-        backend = await blocked_on_lock(pool)
-        batch = [asyncio.create_task(writer.write(s)) for s in items[1:]]
-        await until(lambda: writer.queued == 2, "two queued submissions")
+        alone, batch, backend = await queue_behind(writer, pool, items[0], items[1:])
         await holder.execute("SELECT pg_terminate_backend($1)", backend)
         with pytest.raises(OutcomeUnknown):
             await alone
@@ -224,10 +227,7 @@ async def test_a_caller_that_goes_away_does_not_withdraw_its_submission(
     first, leaving = submission(), submission()
     async with holder.transaction():
         await holder.execute("SELECT * FROM audit_head FOR UPDATE")
-        alone = asyncio.create_task(writer.write(first))
-        await blocked_on_lock(pool)
-        gone = asyncio.create_task(writer.write(leaving))
-        await until(lambda: writer.queued == 1, "a queued submission")
+        alone, (gone,), _ = await queue_behind(writer, pool, first, [leaving])
         gone.cancel()
         with pytest.raises(asyncio.CancelledError):
             await gone
