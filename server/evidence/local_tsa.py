@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -154,6 +155,11 @@ class LocalTimeStamper:
         now = datetime.now(UTC).replace(microsecond=0)
         token = self._token(imprint, nonce, now)
         return Stamp(token, now, "sha256", digest, self._qualified)
+
+    async def stamp_all(self, digests: Sequence[bytes], hash_name: str = "sha256") -> list[Stamp]:
+        """One after the other: a token made here never waits, so a task each would only
+        add work."""
+        return [await self.stamp(digest, hash_name) for digest in digests]
 
     def self_test(self) -> None:
         """Sign one token and check its signature fully (start-up: the per-token check of

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,8 +45,8 @@ from . import xml as evidence_xml
 from .errors import NotQualified, SignerError, TimestampError
 from .model import CertRef, EventName, EvidenceEvent, IssuerDetails
 from .signer import Signer
-from .timestamper import TimeStamper
-from .xades_b import XadesBSigner, enveloped
+from .timestamper import Stamp, TimeStamper
+from .xades_b import PendingSignature, XadesBSigner, enveloped
 
 DS = evidence_xml.DS_NS
 #: The time-stamp input: exclusive C14N does not depend on where the element sits.
@@ -120,18 +121,45 @@ class EvidenceSealer:
 
     async def seal(self, event: EvidenceEvent) -> SealedEvidence:
         """Evidence for ``event``, sealed (XAdES-B) and time-stamped (XAdES-T)."""
+        return (await self.seal_all([event]))[0]
+
+    async def seal_all(self, events: Sequence[EvidenceEvent]) -> list[SealedEvidence]:
+        """Evidence for each of ``events`` (those of one step, e.g. a submission's
+        SubmissionAcceptance and ContentConsignment), in their order. The signatures are
+        made one after the other and their time-stamps asked for together
+        (:meth:`.TimeStamper.stamp_all`: one round of requests to an external TSA); a
+        task per seal cost more than a local seal's time-stamp (issue 4 benchmark)."""
         self.check_qualified()
         self._check_validity()
-        document = evidence_xml.render(event, self._issuer, self.qualified)
-        pending = self._xades.prepare(document)
+        documents = [evidence_xml.render(event, self._issuer, self.qualified) for event in events]
+        pending = [self._xades.prepare(document) for document in documents]
         if self._signer.hardware_backed:
             # A real HSM may take tens of milliseconds: keep it off the event loop.
-            value = await asyncio.to_thread(self._xades.signature_value, pending.signed_info)
+            values = await asyncio.gather(
+                *(asyncio.to_thread(self._xades.signature_value, p.signed_info) for p in pending)
+            )
         else:
-            value = self._xades.signature_value(pending.signed_info)
-        signature_value = base64.b64encode(value).decode("ascii")
-        digest = hashlib.sha256(signature_value_c14n(signature_value)).digest()
-        stamp = await self._timestamper.stamp(digest, "sha256")
+            values = [self._xades.signature_value(p.signed_info) for p in pending]
+        signature_values = [base64.b64encode(value).decode("ascii") for value in values]
+        digests = [hashlib.sha256(signature_value_c14n(v)).digest() for v in signature_values]
+        stamps = await self._timestamper.stamp_all(digests, "sha256")
+        return [
+            self._finish(*sealed)
+            for sealed in zip(
+                events, documents, pending, signature_values, digests, stamps, strict=True
+            )
+        ]
+
+    def _finish(
+        self,
+        event: EvidenceEvent,
+        document: str,
+        pending: PendingSignature,
+        signature_value: str,
+        digest: bytes,
+        stamp: Stamp,
+    ) -> SealedEvidence:
+        """The evidence with its time-stamp, once the token is checked against it."""
         if stamp.hash_name != "sha256" or stamp.imprint != digest:
             raise TimestampError("the time-stamp token is over another messageImprint")
         # The TimeStamper checked the token (RFC 3161 §2.4.2, its contract: status, nonce,

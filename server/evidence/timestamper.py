@@ -12,7 +12,9 @@ In development and tests the TSA is the dev PKI's (certomancer serves it at
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -53,6 +55,11 @@ class TimeStamper(Protocol):
         made here."""
         ...
 
+    async def stamp_all(self, digests: Sequence[bytes], hash_name: str = "sha256") -> list[Stamp]:
+        """A token over each of ``digests``, in their order, as :meth:`stamp` makes them; an
+        external TSA is asked for them all at once (its round trips overlap)."""
+        ...
+
 
 class HttpTimeStamper:
     """An RFC 3161 client over HTTP on a shared aiohttp session."""
@@ -64,6 +71,9 @@ class HttpTimeStamper:
 
     async def stamp(self, digest: bytes, hash_name: str = "sha256") -> Stamp:
         return Stamp.of(await self.timestamp_info(digest, hash_name))
+
+    async def stamp_all(self, digests: Sequence[bytes], hash_name: str = "sha256") -> list[Stamp]:
+        return list(await asyncio.gather(*(self.stamp(d, hash_name) for d in digests)))
 
     async def timestamp_info(self, digest: bytes, hash_name: str = "sha256") -> TokenInfo:
         """The token, parsed and checked per RFC 3161 §2.4.2."""

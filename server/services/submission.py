@@ -327,7 +327,7 @@ class SubmissionService:
             plan.append((event(EventName.CONTENT_CONSIGNMENT, (party,)), party.mailbox))
             if kind == "return_receipt":
                 plan.append((event(EventName.NOTIFICATION_FOR_ACCEPTANCE, (party,)), party.mailbox))
-        sealed = await asyncio.gather(*(self._sealer.seal(ev) for ev, _ in plan))
+        sealed = await self._sealer.seal_all([ev for ev, _ in plan])
         evidence = [new_evidence(s, r) for s, (_, r) in zip(sealed, plan, strict=True)]
         # From the moment the submission is handed to the writer its outcome may be
         # unknown (a lost answer, a cancelled task): the files must stay, or a committed

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,7 @@ from server.evidence import (
     verify_evidence,
 )
 from server.evidence import xml as evidence_xml
+from server.evidence.local_tsa import local_tsa_for
 from server.settings import Settings
 from tests.conftest import PkiService
 from tests.evidence_keys import TestSigner
@@ -221,6 +223,38 @@ async def test_every_event_is_sealed_and_verifies_independently(
     assert check.signer_subject is not None and "VEP Dev Provider Seal" in check.signer_subject
 
 
+@pytest.mark.parametrize("tsa", ["http", "local"])
+async def test_seal_all_stamps_each_evidence_over_its_own_signature(
+    tsa: str,
+    file_signer: FileKeySigner,
+    stamper: HttpTimeStamper,
+    dev_pki: DevPki,
+    anchors: list[x509.Certificate],
+    tmp_path: Path,
+) -> None:
+    """One submission's evidences are sealed together (issue 4): the time-stamps, asked for
+    at once, come back to the evidence whose SignatureValue each covers, in order."""
+    timestamper = stamper if tsa == "http" else local_tsa_for(dev_pki.directory)
+    sealer = EvidenceSealer(file_signer, timestamper, issuer_for(file_signer), qualified=False)
+    events = [
+        event(dev_pki, name, evidence_id=str(uuid.uuid4()))
+        for name in (
+            EventName.SUBMISSION_ACCEPTANCE,
+            EventName.CONTENT_CONSIGNMENT,
+            EventName.NOTIFICATION_FOR_ACCEPTANCE,
+        )
+    ]
+    sealed = await sealer.seal_all(events)
+
+    assert [(s.event, s.evidence_id) for s in sealed] == [(e.event, e.evidence_id) for e in events]
+    for one in sealed:
+        digest = signature_value_digest(one.xml)
+        stamp = openssl_ts(dev_pki, encapsulated(one.xml), digest, tmp_path)
+        assert stamp.returncode == 0, stamp.stderr
+        assert verify_evidence(one.xml, anchors).valid
+    assert len({signature_value_digest(one.xml) for one in sealed}) == 3
+
+
 # --- tampering -----------------------------------------------------------------------------
 
 
@@ -334,10 +368,17 @@ async def test_sealing_through_pkcs11_softhsm(
     assert "1234" not in repr(signer)
     try:
         sealer = EvidenceSealer(signer, stamper, issuer_for(signer), qualified=False)
-        sealed = await sealer.seal(event(dev_pki, EventName.NOTIFICATION_FOR_ACCEPTANCE))
-        result = xmlsec1(dev_pki, write(tmp_path, sealed))
-        assert result.returncode == 0, result.stderr
-        assert verify_evidence(sealed.xml, anchors).valid
+        # Two at once, as a submission seals them: each signs in its own thread.
+        both = await sealer.seal_all(
+            [
+                event(dev_pki, EventName.NOTIFICATION_FOR_ACCEPTANCE),
+                event(dev_pki, EventName.CONTENT_CONSIGNMENT),
+            ]
+        )
+        for sealed in both:
+            result = xmlsec1(dev_pki, write(tmp_path, sealed))
+            assert result.returncode == 0, result.stderr
+            assert verify_evidence(sealed.xml, anchors).valid
 
         # R6.6: SoftHSM is a software token; a qualified service refuses it.
         qualified = EvidenceSealer(signer, stamper, issuer_for(signer), qualified=True)
