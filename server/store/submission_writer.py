@@ -85,7 +85,9 @@ class SubmissionWriter:
         self._queue.append((submission, future))
         if self._task is None:
             self._task = asyncio.create_task(self._drain(), name="submission-writer")
-        await asyncio.shield(future)
+        # Not shielded: cancelling the caller cancels only this future, which the drain
+        # task then skips; the submission stays in its batch.
+        await future
 
     async def _drain(self) -> None:
         try:
