@@ -11,6 +11,7 @@ a worker whose parent was killed outright stops by itself.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import signal
@@ -51,6 +52,17 @@ def new_event_loop(settings: Settings) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+async def freeze_startup_heap(app: web.Application) -> None:
+    """After start-up, move what start-up made (modules, the trust anchors, the templates,
+    the keys: most of the process's objects) out of the garbage collector's generations
+    (``gc.freeze``). A full collection still comes now and then under load (about once
+    per 10 s of CPU in the delivery benchmark); without this it walked the whole start-up
+    heap, ~50 ms during which no request moved, and with it ~3 ms (measured with
+    ``gc.callbacks``; issue 4)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _run(settings: Settings, reuse_port: bool, announce: bool, parent: int | None = None) -> None:
     from .app import create_app
     from .tls import server_context
@@ -61,8 +73,10 @@ def _run(settings: Settings, reuse_port: bool, announce: bool, parent: int | Non
     ssl_context = server_context(settings) if settings.tls else None
     scheme = "https" if settings.tls else "http"
     url = f"{scheme}://{settings.listen_host}:{settings.listen_port}"
+    app = create_app(settings)
+    app.on_startup.append(freeze_startup_heap)  # after the resources' start-up (cleanup_ctx)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.listen_host,
         port=settings.listen_port,
         ssl_context=ssl_context,
