@@ -235,6 +235,42 @@ async def test_r5_7_bad_metadata_leaves_nothing(
     assert await _state(server) == before
 
 
+UNKNOWN = [f"nikogar{i}@vep.si" for i in range(51)]
+
+
+@pytest.mark.parametrize(
+    ("to", "errors"),
+    [
+        ([], [{"field": "to", "reason": "required"}]),
+        ("dejan@vep.si", [{"field": "to", "reason": "required"}]),
+        ([DEJAN, 7], [{"field": "to", "reason": "required"}]),
+        # R5.7 at its edge: 50 recipients are read (each unknown here), 51 are not
+        (UNKNOWN[:50], [{"field": f"to[{i}]", "reason": "unknown_recipient"} for i in range(50)]),
+        (UNKNOWN, [{"field": "to", "reason": "too_many"}]),
+        # normalised and without repeats before they are judged
+        (
+            [" NIKOGAR0@vep.si", "nikogar0@vep.si"],
+            [{"field": "to[0]", "reason": "unknown_recipient"}],
+        ),
+        ([COURT.upper()], [{"field": "to[0]", "reason": "own_mailbox"}]),
+    ],
+    ids=["empty", "not-a-list", "not-strings", "50", "51", "repeats", "own"],
+)
+async def test_r5_7_recipients_are_refused_naming_why(
+    server: RunningServer, to: Any, errors: list[dict[str, str]]
+) -> None:
+    before = await _state(server)
+    meta = {"to": to, "subject": "x", "message": "", "kind": "registered"}
+    async with server.client("qualified-qscd") as client:
+        async with client.post(
+            f"/api/v1/mailboxes/{COURT}/deliveries",
+            data=_form(meta, [("a.pdf", PDF, "application/pdf")]),
+        ) as r:
+            body = await r.json()
+    assert (r.status, body["reason"], body["errors"]) == (422, "invalid_fields", errors)
+    assert await _state(server) == before
+
+
 async def test_r5_7_disallowed_type_oversize_and_disconnect_leave_nothing(
     server: RunningServer, dev_pki, database_url: str
 ) -> None:
