@@ -51,12 +51,19 @@ async def read_metadata(first: IncomingPart | None) -> dict[str, Any]:
     return body
 
 
+def _to_refused(to: Any) -> str | None:
+    """Why ``to`` is refused as a whole (not a list of strings, empty, too many), or None."""
+    if not isinstance(to, list) or not to or not all(isinstance(a, str) for a in to):
+        return "required"
+    if len(to) > MAX_RECIPIENTS:
+        return "too_many"
+    return None
+
+
 def recipient_addresses(to: Any) -> list[str]:
     """The recipients ``to`` names, normalised and without repeats; none for a value that
-    is refused anyway (not a list of strings, empty, too many): no lookups for those."""
-    if not isinstance(to, list) or not all(isinstance(a, str) for a in to):
-        return []
-    if len(to) > MAX_RECIPIENTS:
+    is refused anyway: no lookups for those."""
+    if _to_refused(to) is not None:
         return []
     return list(dict.fromkeys(a.strip().lower() for a in to))
 
@@ -74,10 +81,9 @@ def checked_metadata(access: Access, body: dict[str, Any]) -> dict[str, Any]:
     if reference is not None and (not isinstance(reference, str) or len(reference) > 100):
         c.fail("reference", "type")
     to = body.get("to")
-    if not isinstance(to, list) or not to or not all(isinstance(a, str) for a in to):
-        c.fail("to", "required")
-    elif len(to) > MAX_RECIPIENTS:
-        c.fail("to", "too_many")
+    refused = _to_refused(to)
+    if refused is not None:
+        c.fail("to", refused)
     recipients = recipient_addresses(to)
     names: dict[str, str] = {}
     for i, address in enumerate(recipients):
