@@ -17,8 +17,10 @@ import hashlib
 import json
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
@@ -38,6 +40,9 @@ from ..trust.xades_document import XadesCheck, verify_enveloped_xades
 from .delivery_access import DeliveryAccessService
 from .mailboxes import MailboxService, Need
 from .submission import later_event, new_evidence
+
+if TYPE_CHECKING:
+    from ..store.db import Connection
 
 NS = "https://vep.si/ns/vrocilnica/v1"
 
@@ -230,6 +235,7 @@ class AcceptanceService:
         now: datetime | None = None,
         per_delivery: dict[uuid.UUID, tuple[tuple[str, str], ...]] | None = None,
         receipt_id: uuid.UUID | None = None,
+        changed_also: Callable[[Connection], Awaitable[None]] | None = None,
     ) -> int:
         now = now or self._clock.now()
         event = {
@@ -270,19 +276,39 @@ class AcceptanceService:
         actor = check.facts.person_id if check else "system"
         try:
             return await self._deliveries.record_decision(
-                decisions, state, method, now, actor, receipt_id=receipt_id
+                decisions,
+                state,
+                method,
+                now,
+                actor,
+                receipt_id=receipt_id,
+                changed_also=changed_also,
             )
         except ReceiptUsed:
             raise Conflict("This receipt was already used.", "receipt_used") from None
 
     async def deemed_service(self, now: datetime | None = None) -> int:
-        """R5.3: issue AcceptanceRejectionExpiry for deliveries not accepted in 15 days."""
+        """R5.3: issue AcceptanceRejectionExpiry for deliveries not accepted in 15 days,
+        and tell the sender — in the same transaction, so a served delivery is never left
+        unannounced (it is no longer due, so no later run would tell them)."""
         now = now or self._clock.now()
         cutoff = now - timedelta(days=self._settings.deemed_service_days)
         due = await self._deliveries.due_for_deemed_service(cutoff)
         done = 0
         for row in due:
-            changed = await self._decide(
+            sender: str = row["sender_address"]
+
+            async def tell_sender(conn: Connection, sender: str = sender) -> None:
+                for email in await self._contacts.confirmed(conn, sender):
+                    await self._outbox.enqueue(
+                        conn,
+                        to=email,
+                        kind="mailbox_notice",
+                        params={"mailbox": sender, "notice": "state_changed"},
+                        at=now,
+                    )
+
+            done += await self._decide(
                 [row["delivery_id"]],
                 row["recipient_address"],
                 None,
@@ -290,16 +316,6 @@ class AcceptanceService:
                 "deemed",
                 (),
                 now,
+                changed_also=tell_sender,
             )
-            if changed:
-                done += changed
-                async with self._deliveries.pool.acquire() as conn, conn.transaction():
-                    for email in await self._contacts.confirmed(conn, row["sender_address"]):
-                        await self._outbox.enqueue(
-                            conn,
-                            to=email,
-                            kind="mailbox_notice",
-                            params={"mailbox": row["sender_address"], "notice": "state_changed"},
-                            at=now,
-                        )
         return done

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -275,15 +276,20 @@ class DeliveryStore:
         actor: str,
         conn: Connection | None = None,
         receipt_id: uuid.UUID | None = None,
+        changed_also: Callable[[Connection], Awaitable[None]] | None = None,
     ) -> int:
         """Accepted / rejected / deemed served, each with its evidence (R5.3, R6.1).
 
         Only recipients still awaiting acceptance change; returns how many did. A signed
-        vročilnica is used up in the same transaction (:class:`ReceiptUsed` on a replay)."""
+        vročilnica is used up in the same transaction (:class:`ReceiptUsed` on a replay).
+        ``changed_also`` writes what must commit with a change and only with one — the
+        sender's notice of deemed service (R5.3): as a transaction of its own it was lost
+        when the process stopped between the two, and the delivery, no longer due, was
+        never announced."""
         if conn is None:
             async with self._pool.acquire() as own, own.transaction():
                 return await self.record_decision(
-                    decisions, state, method, at, actor, own, receipt_id
+                    decisions, state, method, at, actor, own, receipt_id, changed_also
                 )
         if receipt_id is not None:
             used = await conn.execute(
@@ -310,6 +316,8 @@ class DeliveryStore:
             if status == "UPDATE 1":
                 await insert_evidence(conn, delivery_id, ev)
                 changed += 1
+        if changed and changed_also is not None:
+            await changed_also(conn)
         await self._audit.append(
             at,
             actor,
