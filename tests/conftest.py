@@ -18,13 +18,13 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-import pytest_asyncio
 import uvloop
 
 from server.devpki.generate import DevPki, generate
@@ -78,22 +78,41 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         subprocess.run([str(script), "destroy", str(data_dir)], check=False, capture_output=True)
 
 
-@pytest_asyncio.fixture(scope="session")
-async def template_url(pg_admin_url: str) -> AsyncIterator[str]:
+_T = TypeVar("_T")
+
+
+def _on_own_loop(work: Coroutine[Any, Any, _T]) -> _T:
+    """Run set-up work on a loop of its own. The database fixtures are plain (sync)
+    fixtures for a reason: sync tests use them too, and pytest-asyncio 1.5 tears a
+    loop-managed fixture down between a sync and an async test when loop factories are
+    configured (pytest-asyncio#1501, fixed after 1.5.0) — running one module alone then
+    failed with "The fixture value for template_url is not available"."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(work)
+
+
+async def _create_template(admin_url: str) -> str:
     name = f"vep_template_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_admin_url)
+    admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        url = with_database(pg_admin_url, name)
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate.apply(conn)
-        finally:
-            await conn.close()
-        yield url
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+    conn = await asyncpg.connect(with_database(admin_url, name))
+    try:
+        await migrate.apply(conn)
+    finally:
+        await conn.close()
+    return name
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_admin_url: str) -> Iterator[str]:
+    name = _on_own_loop(_create_template(pg_admin_url))
+    try:
+        yield with_database(pg_admin_url, name)
+    finally:
+        _on_own_loop(_drop_database(pg_admin_url, name))
 
 
 async def _create_database(admin_url: str, template: str | None) -> str:
@@ -115,25 +134,25 @@ async def _drop_database(admin_url: str, name: str) -> None:
         await admin.close()
 
 
-@pytest_asyncio.fixture
-async def database_url(pg_admin_url: str, template_url: str) -> AsyncIterator[str]:
+@pytest.fixture
+def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
     """A migrated database of this test's own."""
     template = urlsplit(template_url).path.lstrip("/")
-    name = await _create_database(pg_admin_url, template)
+    name = _on_own_loop(_create_database(pg_admin_url, template))
     try:
         yield with_database(pg_admin_url, name)
     finally:
-        await _drop_database(pg_admin_url, name)
+        _on_own_loop(_drop_database(pg_admin_url, name))
 
 
-@pytest_asyncio.fixture
-async def empty_database_url(pg_admin_url: str) -> AsyncIterator[str]:
+@pytest.fixture
+def empty_database_url(pg_admin_url: str) -> Iterator[str]:
     """A database with no tables at all (for the migration tests)."""
-    name = await _create_database(pg_admin_url, None)
+    name = _on_own_loop(_create_database(pg_admin_url, None))
     try:
         yield with_database(pg_admin_url, name)
     finally:
-        await _drop_database(pg_admin_url, name)
+        _on_own_loop(_drop_database(pg_admin_url, name))
 
 
 # --- the development PKI and its live services -------------------------------------------
