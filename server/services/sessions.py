@@ -2,7 +2,8 @@
 
 The cookie value is a random token; only its SHA-256 is stored. A session is usable only
 with the certificate it was opened with, ends after 30 minutes idle or on logout, and its
-certificate is checked again once the revalidation interval has passed: a certificate
+certificate is checked again once the revalidation interval has passed (its last activity
+is recorded to the minute: :data:`SEEN_STEP`): a certificate
 revoked meanwhile ends the session (and every other open session of that certificate).
 """
 
@@ -20,6 +21,11 @@ from ..store.audit import AuditStore
 from ..store.sessions import SessionRow, SessionStore
 from ..trust.validation import CertificateCheck
 from .authentication import Authenticator, fingerprint
+
+#: How finely a session's last activity is recorded (R1.6). An unrecorded request is
+#: less than this after the recorded one, so an idle session ends up to this much before
+#: the idle time has passed since its last request — never after.
+SEEN_STEP = timedelta(minutes=1)
 
 
 def token_hash(token: str) -> bytes:
@@ -92,8 +98,11 @@ class SessionService:
             if exc.reason == "revoked":
                 await self._store.end_all_for_certificate(row.cert_fingerprint, now, "revoked")
             raise
-        # bookkeeping in the application's clock, like the interval it is compared with
-        await self._store.touch(digest, now, now if due else row.validated_at)
+        # Bookkeeping in the application's clock, like the interval it is compared with;
+        # written only when it moves the idle deadline by a step (or a check was made), so
+        # a page and its requests do not each pay a durable UPDATE.
+        if due or now - row.last_seen_at >= SEEN_STEP:
+            await self._store.touch(digest, now, now if due else row.validated_at)
         return OpenSession(None, row, check)
 
     async def sweep(self, now: datetime, done: Callable[[int], Awaitable[None]]) -> int:

@@ -163,3 +163,33 @@ async def test_r1_3_revoked_meanwhile_ends_session_at_revalidation(
         )
     assert ended == "revoked"
     assert refusal is not None and refusal["details"]["reason"] == "revoked"
+
+
+async def test_r1_6_activity_is_recorded_to_the_minute_and_never_extends_the_timeout(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """A request within a minute of the recorded activity writes nothing; so the idle
+    timeout counts from the recorded one and may end a session up to a minute early,
+    never late."""
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server, server.client("qualified") as client:
+
+        async def last_seen():  # type: ignore[no-untyped-def]
+            return await server.services.pool.fetchval("SELECT last_seen_at FROM sessions")
+
+        first = await _login(server, client)
+        opened = await last_seen()
+        server.clock.advance(timedelta(seconds=59))
+        await _login(server, client)
+        assert await last_seen() == opened  # 59 s later: not written
+        server.clock.advance(timedelta(seconds=1))
+        await _login(server, client)
+        recorded = await last_seen()
+        assert recorded - opened == timedelta(minutes=1)  # a minute later: written
+        server.clock.advance(timedelta(seconds=59))
+        assert (await _login(server, client))["csrf_token"] == first["csrf_token"]
+        # 30 minutes after the recorded activity (29:01 after the last request): over
+        server.clock.advance(timedelta(minutes=29, seconds=1))
+        async with client.get("/api/v1/session") as response:
+            assert response.status == 401
+            assert (await response.json(content_type=None))["reason"] == "session_expired"
