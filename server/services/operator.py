@@ -18,15 +18,8 @@ class OperatorService:
         mailbox = await self._mailboxes.get(address)
         if mailbox is None:
             raise NotFound(f"No mailbox {address}.")
-        now = self._clock.now()
-        await self._mailboxes.record_paper_contract(address, now, actor)
-        changed = await self._mailboxes.change_state(
-            address,
-            "active",
-            now,
-            actor,
-            "signed paper contract received (R2.3)",
-            expect=("temporary",),
+        changed = await self._mailboxes.activate_on_paper_contract(
+            address, self._clock.now(), actor
         )
         if changed is None:
             raise Conflict(

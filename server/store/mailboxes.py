@@ -175,14 +175,32 @@ class MailboxStore:
             await record_state_change(conn, self._audit, change)
         return change
 
-    async def record_paper_contract(self, address: str, at: datetime, actor: str) -> bool:
-        status = await self._pool.execute(
-            """UPDATE mailboxes SET paper_contract_received_at = $2
-                WHERE address = $1 AND paper_contract_received_at IS NULL""",
-            address,
-            at,
-        )
-        return bool(status == "UPDATE 1")
+    async def activate_on_paper_contract(
+        self, address: str, at: datetime, actor: str
+    ) -> StateChange | None:
+        """R2.3: record the signed paper contract and open the temporary mailbox, in one
+        transaction with its state history and audit record; None, with nothing written,
+        when the mailbox is not temporary. (Recorded apart, a stop between the two — or a
+        mailbox already suspended — left the date set, unaudited, on a mailbox that no job
+        would then suspend or open.)"""
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await conn.fetchval(
+                "SELECT state FROM mailboxes WHERE address = $1 FOR NO KEY UPDATE", address
+            )
+            if current != "temporary":
+                return None
+            await conn.execute(
+                """UPDATE mailboxes SET state = 'active',
+                          paper_contract_received_at = coalesce(paper_contract_received_at, $2)
+                    WHERE address = $1""",
+                address,
+                at,
+            )
+            change = StateChange(
+                address, current, "active", at, actor, "signed paper contract received (R2.3)"
+            )
+            await record_state_change(conn, self._audit, change)
+        return change
 
     async def set_public_body(self, address: str, value: bool, at: datetime, actor: str) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():

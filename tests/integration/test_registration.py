@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from server.services.operator import OperatorService
+from server.store.audit import AuditHeadMissing
 from server.store.mailboxes import MailboxStore
 from tests.conftest import PkiService
 from tests.mailbox_support import (
@@ -102,6 +103,57 @@ async def test_r2_3_legal_entity_signed_by_other_person_is_temporary(
     )
     with pytest.raises(Exception, match="only a temporary mailbox"):
         await operator.contract_received("primer@vep.si", "maja")
+
+
+async def _contract_facts(server: RunningServer) -> tuple[str, object, int]:
+    pool = server.services.pool
+    row = await pool.fetchrow("SELECT state, paper_contract_received_at FROM mailboxes")
+    audited = await pool.fetchval("SELECT count(*) FROM audit_events WHERE actor = 'operator:maja'")
+    assert row is not None
+    return row["state"], row["paper_contract_received_at"], audited
+
+
+async def test_r2_3_a_paper_contract_for_a_mailbox_no_longer_temporary_writes_nothing(
+    server: RunningServer,
+) -> None:
+    """Suspended on day 8, the mailbox is refused the paper contract and keeps no date of
+    it (recorded apart, the date stayed, unaudited, on a mailbox nothing would open)."""
+    await open_mailbox(server, "delegate", legal("primer"))
+    store = MailboxStore(server.services.pool, server.services.audit)
+    await store.change_state(
+        "primer@vep.si", "suspended", server.clock.now(), "system", "test", ("temporary",)
+    )
+    operator = OperatorService(server.clock, store)
+    with pytest.raises(Exception, match="only a temporary mailbox"):
+        await operator.contract_received("primer@vep.si", "maja")
+    assert await _contract_facts(server) == ("suspended", None, 0)
+
+
+async def test_r2_3_the_paper_contract_and_the_opening_commit_together(
+    server: RunningServer,
+) -> None:
+    """When the opening cannot be audited (the audit chain's head is gone), the contract's
+    date is not kept either; once the chain is back, the same command opens the mailbox."""
+    await open_mailbox(server, "delegate", legal("primer"))
+    pool = server.services.pool
+    operator = OperatorService(server.clock, MailboxStore(pool, server.services.audit))
+    head = await pool.fetchrow("SELECT * FROM audit_head")
+    assert head is not None
+    await pool.execute("DELETE FROM audit_head")
+    try:
+        with pytest.raises(AuditHeadMissing):
+            await operator.contract_received("primer@vep.si", "maja")
+        assert await _contract_facts(server) == ("temporary", None, 0)
+    finally:
+        await pool.execute(
+            "INSERT INTO audit_head (seq, prev_hash, hash) VALUES ($1, $2, $3)",
+            head["seq"],
+            head["prev_hash"],
+            head["hash"],
+        )
+    assert await operator.contract_received("primer@vep.si", "maja") == "active"
+    state, received, audited = await _contract_facts(server)
+    assert (state, received, audited) == ("active", server.clock.now(), 1)
 
 
 BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
