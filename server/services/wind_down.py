@@ -283,19 +283,12 @@ class WindDownService:
             "formal_until": _day(formal_until(effective)),
             "access_until": _day(access_until(effective)),
         }
-        count = told = 0
+        told = 0
         for address in await self._store.unnotified_mailboxes(current.wind_down_id):
             if await self._store.notify_mailbox(current.wind_down_id, address, dates, now):
                 told += 1
                 await done(1)
-        if told:
-            await self._store.audit(
-                now,
-                ACTOR,
-                "wind_down.notice",
-                {"wind_down_id": str(current.wind_down_id), "mailboxes": told},
-            )
-        count += told
+        count = told
         ministry = self._rules.ministry_email
         if ministry is None:
             log.warning("wind-down: no ministry e-mail configured; the ministry is not told")

@@ -200,11 +200,21 @@ class WindDownStore:
     async def notify_mailbox(
         self, wind_down_id: uuid.UUID, address: str, params: dict[str, str], at: datetime
     ) -> bool:
-        """Tell the mailbox's subscriber once; False if it was told before."""
+        """Tell the mailbox's subscriber once, with the audit record; False if told before.
+        (One summary record after the loop was lost to a stop in it: the next run skips
+        the mailboxes already told, so it never wrote one for them.)"""
         async with self.pool.acquire() as conn, conn.transaction():
             if not await self._record_notice(conn, wind_down_id, address, at):
                 return False
             await notify_mailbox(conn, self._outbox, address, params, at, kind="wind_down")
+            await self._audit.append(
+                at,
+                "system:wind-down",
+                "wind_down.notice",
+                "success",
+                {"wind_down_id": str(wind_down_id), "recipient": address},
+                conn=conn,
+            )
         return True
 
     async def notify_ministry(
@@ -265,6 +275,3 @@ class WindDownStore:
                 conn=conn,
             )
         return True
-
-    async def audit(self, at: datetime, actor: str, action: str, details: dict[str, Any]) -> None:
-        await self._audit.append(at, actor, action, "success", details)
