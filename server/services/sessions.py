@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 
 from ..clock import Clock
 from ..errors import CertificateRefused, SessionEnded
-from ..store.audit import AuditStore
 from ..store.sessions import SessionRow, SessionStore
 from ..trust.validation import CertificateCheck
 from .authentication import Authenticator, fingerprint
@@ -43,13 +42,11 @@ class SessionService:
     def __init__(
         self,
         store: SessionStore,
-        audit: AuditStore,
         authenticator: Authenticator,
         clock: Clock,
         idle: timedelta,
     ) -> None:
         self._store = store
-        self._audit = audit
         self._auth = authenticator
         self._clock = clock
         self._idle = idle
@@ -63,12 +60,6 @@ class SessionService:
             check.facts.fingerprint,
             secrets.token_urlsafe(32),
             now,
-        )
-        await self._audit.append(
-            now,
-            check.facts.person_id,
-            "session.start",
-            "success",
             {"fingerprint": check.facts.fingerprint, "peer": peer, "loa": check.loa.value},
         )
         return OpenSession(token, row, check)
@@ -124,13 +115,6 @@ class SessionService:
                 continue
             count = await self._store.end_all_for_certificate(fp, now, reason)
             if count:
-                await self._audit.append(
-                    now,
-                    "system:sessions",
-                    "session.end",
-                    "info",
-                    {"reason": reason, "fingerprint": fp, "sessions": count},
-                )
                 ended += count
                 await done(count)
         return ended
@@ -139,12 +123,4 @@ class SessionService:
         await self._end(row, "logout")
 
     async def _end(self, row: SessionRow, reason: str) -> None:
-        now = self._clock.now()
-        if await self._store.end(row.token_hash, now, reason):
-            await self._audit.append(
-                now,
-                row.person_id,
-                "session.end",
-                "info",
-                {"reason": reason, "fingerprint": row.cert_fingerprint},
-            )
+        await self._store.end(row, self._clock.now(), reason)

@@ -97,8 +97,7 @@ def build_services(
         outbox=outbox,
         authenticator=authenticator,
         sessions=SessionService(
-            SessionStore(pool),
-            audit,
+            SessionStore(pool, audit),
             authenticator,
             clock,
             timedelta(seconds=settings.session_idle_seconds),

@@ -1,11 +1,22 @@
-"""Browser sessions (R1.6). Only the SHA-256 of the cookie value is stored."""
+"""Browser sessions (R1.6). Only the SHA-256 of the cookie value is stored.
+
+A session's start and end are written in one transaction with their audit record (R9.1):
+audited apart, a stop between the two lost the record for good (an ended session is not
+ended again, and the sweep no longer finds its certificate).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+
+from .audit import AuditStore
+
+#: The actor of the ``sessions`` job's and a revocation's ends (no user asked for them).
+SYSTEM = "system:sessions"
 
 
 @dataclass(frozen=True)
@@ -22,23 +33,33 @@ class SessionRow:
 
 
 class SessionStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, audit: AuditStore) -> None:
         self._pool = pool
+        self._audit = audit
 
     async def create(
-        self, token_hash: bytes, person_id: str, fingerprint: str, csrf: str, at: datetime
+        self,
+        token_hash: bytes,
+        person_id: str,
+        fingerprint: str,
+        csrf: str,
+        at: datetime,
+        details: dict[str, Any],
     ) -> SessionRow:
-        row = await self._pool.fetchrow(
-            """INSERT INTO sessions (token_hash, person_id, cert_fingerprint, csrf_token,
-                                     created_at, last_seen_at, validated_at)
-               VALUES ($1, $2, $3, $4, $5, $5, $5) RETURNING *""",
-            token_hash,
-            person_id,
-            fingerprint,
-            csrf,
-            at,
-        )
-        assert row is not None
+        """Open a session, audited as ``session.start`` with ``details``."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """INSERT INTO sessions (token_hash, person_id, cert_fingerprint, csrf_token,
+                                         created_at, last_seen_at, validated_at)
+                   VALUES ($1, $2, $3, $4, $5, $5, $5) RETURNING *""",
+                token_hash,
+                person_id,
+                fingerprint,
+                csrf,
+                at,
+            )
+            assert row is not None
+            await self._audit.append(at, person_id, "session.start", "success", details, conn=conn)
         return _session(row)
 
     async def get(self, token_hash: bytes) -> SessionRow | None:
@@ -54,37 +75,62 @@ class SessionStore:
             validated_at,
         )
 
-    async def end(self, token_hash: bytes, at: datetime, reason: str) -> bool:
-        """End an open session; False when it was already ended."""
-        status = await self._pool.execute(
-            """UPDATE sessions SET ended_at = $2, end_reason = $3
-                WHERE token_hash = $1 AND ended_at IS NULL""",
-            token_hash,
-            at,
-            reason,
-        )
-        return status == "UPDATE 1"
+    async def end(self, row: SessionRow, at: datetime, reason: str) -> bool:
+        """End an open session, audited in its person's name; False when it was already
+        ended (nothing written)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                """UPDATE sessions SET ended_at = $2, end_reason = $3
+                    WHERE token_hash = $1 AND ended_at IS NULL""",
+                row.token_hash,
+                at,
+                reason,
+            )
+            if status != "UPDATE 1":
+                return False
+            await self._audit.append(
+                at,
+                row.person_id,
+                "session.end",
+                "info",
+                {"reason": reason, "fingerprint": row.cert_fingerprint},
+                conn=conn,
+            )
+        return True
 
     async def end_all_for_certificate(self, fingerprint: str, at: datetime, reason: str) -> int:
-        """R1.3: a certificate found revoked ends every open session bound to it."""
-        status = await self._pool.execute(
-            """UPDATE sessions SET ended_at = $2, end_reason = $3
-                WHERE cert_fingerprint = $1 AND ended_at IS NULL""",
-            fingerprint,
-            at,
-            reason,
+        """R1.3: a certificate found revoked (or expired) ends every open session bound to
+        it; audited as one record with the count."""
+        return await self._end_where(
+            "cert_fingerprint = $3", fingerprint, at, reason, {"fingerprint": fingerprint}
         )
-        return int(status.split()[-1])
 
     async def end_idle(self, seen_before: datetime, at: datetime) -> int:
         """R1.6: open sessions not used since ``seen_before`` end as idle."""
-        status = await self._pool.execute(
-            """UPDATE sessions SET ended_at = $2, end_reason = 'idle'
-                WHERE ended_at IS NULL AND last_seen_at <= $1""",
-            seen_before,
-            at,
-        )
-        return int(status.split()[-1])
+        return await self._end_where("last_seen_at <= $3", seen_before, at, "idle", {})
+
+    async def _end_where(
+        self, condition: str, value: object, at: datetime, reason: str, details: dict[str, Any]
+    ) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                f"""UPDATE sessions SET ended_at = $1, end_reason = $2
+                     WHERE ended_at IS NULL AND {condition}""",  # noqa: S608 (fixed conditions)
+                at,
+                reason,
+                value,
+            )
+            count = int(status.split()[-1])
+            if count:
+                await self._audit.append(
+                    at,
+                    SYSTEM,
+                    "session.end",
+                    "info",
+                    {"reason": reason, **details, "sessions": count},
+                    conn=conn,
+                )
+        return count
 
     async def open_certificates(self) -> list[tuple[str, bytes, datetime]]:
         """(fingerprint, DER, not_after) of every certificate an open session is bound to."""

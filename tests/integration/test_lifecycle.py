@@ -380,6 +380,15 @@ async def test_r1_3_sessions_job_ends_revoked_and_idle_sessions(
         "SELECT end_reason FROM sessions WHERE ended_at IS NOT NULL ORDER BY ended_at DESC LIMIT 1"
     )
     assert last == "idle"
+    # R9.1: both ends are audited, in the job's name, with what ended (they were not, or
+    # apart from the change)
+    ends = await pool.fetch(
+        "SELECT actor, details FROM audit_events WHERE action = 'session.end' ORDER BY seq"
+    )
+    assert [(e["actor"], e["details"]["reason"], e["details"]["sessions"]) for e in ends] == [
+        ("system:sessions", "revoked", 1),
+        ("system:sessions", "idle", 1),
+    ]
 
 
 def test_r8_1_retention_below_three_months_refuses_to_start(database_url: str) -> None:

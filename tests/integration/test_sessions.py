@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from yarl import URL
 
 from server.http.context import SESSION_COOKIE
@@ -193,3 +195,60 @@ async def test_r1_6_activity_is_recorded_to_the_minute_and_never_extends_the_tim
         async with client.get("/api/v1/session") as response:
             assert response.status == 401
             assert (await response.json(content_type=None))["reason"] == "session_expired"
+
+
+async def test_r9_1_a_session_starts_and_ends_only_with_its_audit_record(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """With the audit chain unable to take a record (its head row gone), no session is
+    opened and none is ended: audited apart, a stop between the two left a login or a
+    logout that the audit trail never shows."""
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server, server.client("qualified") as client:
+        pool = server.services.pool
+
+        async def counts() -> tuple[int, int, int]:
+            row = await pool.fetchrow(
+                """SELECT (SELECT count(*) FROM sessions) AS opened,
+                          (SELECT count(*) FROM sessions WHERE ended_at IS NOT NULL) AS ended,
+                          (SELECT count(*) FROM audit_events
+                            WHERE action LIKE 'session.%') AS audited"""
+            )
+            assert row is not None
+            return row["opened"], row["ended"], row["audited"]
+
+        async def without_audit_head(request):  # type: ignore[no-untyped-def]
+            head = await pool.fetchrow("SELECT * FROM audit_head")
+            await pool.execute("DELETE FROM audit_head")
+            try:
+                return await request()
+            finally:
+                await pool.execute(
+                    "INSERT INTO audit_head (seq, prev_hash, hash) VALUES ($1, $2, $3)",
+                    head["seq"],
+                    head["prev_hash"],
+                    head["hash"],
+                )
+
+        async def session() -> int:
+            async with client.get("/api/v1/session") as response:
+                return response.status
+
+        # the certificate's check made (and audited) first, so the request reaches the start
+        pem = server.pki.cert("qualified").read_bytes()
+        der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+        await server.services.authenticator.authenticate(der, None)
+        assert await without_audit_head(session) == 500
+        assert await counts() == (0, 0, 0)
+        me = await _login(server, client)
+        assert await counts() == (1, 0, 1)
+
+        async def logout() -> int:
+            headers = {"X-CSRF-Token": me["csrf_token"]}
+            async with client.post("/logout", headers=headers) as response:
+                return response.status
+
+        assert await without_audit_head(logout) == 500
+        assert await counts() == (1, 0, 1)  # still open, as the trail says
+        assert await logout() == 204
+        assert await counts() == (1, 1, 2)
