@@ -98,9 +98,9 @@ class AcceptanceService:
         self._checker = checker
 
     async def _recipient_for_acceptance(
-        self, delivery_id: str, check: CertificateCheck
+        self, delivery_id: str, check: CertificateCheck, mailbox: str | None
     ) -> tuple[DeliveryRow, str]:
-        view = await self._reading.view(delivery_id, check)
+        view = await self._reading.view(delivery_id, check, mailbox)
         if view.recipient is None or view.delivery.kind != "return_receipt":
             raise NotFound("No return-receipt delivery waits for you here.")
         access = await self._members.authorize(view.recipient, check, Need.MEMBER)
@@ -124,9 +124,12 @@ class AcceptanceService:
             raise Conflict("This delivery no longer waits for acceptance.", "not_waiting")
         return view.delivery, view.recipient
 
-    async def issue_receipt(self, delivery_id: str, check: CertificateCheck) -> IssuedReceipt:
-        """The vročilnica to sign: every return-receipt delivery waiting in the mailbox."""
-        _, recipient = await self._recipient_for_acceptance(delivery_id, check)
+    async def issue_receipt(
+        self, delivery_id: str, check: CertificateCheck, mailbox: str | None = None
+    ) -> IssuedReceipt:
+        """The vročilnica to sign: every return-receipt delivery waiting in the mailbox
+        (``mailbox`` names it when the caller reads several recipients of the delivery)."""
+        _, recipient = await self._recipient_for_acceptance(delivery_id, check, mailbox)
         now = self._clock.now()
         waiting = await self._deliveries.awaiting(recipient)
         root = etree.Element(f"{{{NS}}}Vrocilnica", nsmap={None: NS})
@@ -160,10 +163,15 @@ class AcceptanceService:
         return IssuedReceipt(receipt_id, document, tuple(waiting))
 
     async def accept_signed(
-        self, delivery_id: str, check: CertificateCheck, receipt_id: str, signature: bytes
+        self,
+        delivery_id: str,
+        check: CertificateCheck,
+        receipt_id: str,
+        signature: bytes,
+        mailbox: str | None = None,
     ) -> int:
         """Verify the signed vročilnica and accept every delivery it lists."""
-        delivery, recipient = await self._recipient_for_acceptance(delivery_id, check)
+        delivery, recipient = await self._recipient_for_acceptance(delivery_id, check, mailbox)
         try:
             rid = uuid.UUID(receipt_id)
         except ValueError:
@@ -211,15 +219,19 @@ class AcceptanceService:
             receipt_id=rid,
         )
 
-    async def accept_by_login(self, delivery_id: str, check: CertificateCheck) -> int:
+    async def accept_by_login(
+        self, delivery_id: str, check: CertificateCheck, mailbox: str | None = None
+    ) -> int:
         if self._settings.receipt_signature != "login":
             raise Refused("Sign the return receipt (vročilnica) to accept.", "signature_required")
-        _, recipient = await self._recipient_for_acceptance(delivery_id, check)
+        _, recipient = await self._recipient_for_acceptance(delivery_id, check, mailbox)
         waiting = await self._deliveries.awaiting(recipient)
         return await self._decide(waiting, recipient, check, "accepted", "login", ())
 
-    async def reject(self, delivery_id: str, check: CertificateCheck) -> int:
-        delivery, recipient = await self._recipient_for_acceptance(delivery_id, check)
+    async def reject(
+        self, delivery_id: str, check: CertificateCheck, mailbox: str | None = None
+    ) -> int:
+        delivery, recipient = await self._recipient_for_acceptance(delivery_id, check, mailbox)
         return await self._decide(
             [delivery.delivery_id], recipient, check, "rejected", "rejection", ()
         )

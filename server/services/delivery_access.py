@@ -1,7 +1,8 @@
 """Reading deliveries: who may see what (R5.3, R5.5, R6.1, R6.3).
 
 A delivery is visible to members with ``read`` of the sender's mailbox and of each
-recipient's mailbox, and to nobody else (404, so its existence does not leak). Before a
+recipient's mailbox, and to nobody else (404, so its existence does not leak); one who
+reads several of them reads as one party at a time (:meth:`DeliveryAccessService.view`). Before a
 return-receipt delivery is accepted (or deemed served) the recipient sees the sender,
 subject and dates, never the message or the content. The recipient's first download of
 any part issues ``ContentHandover``, once.
@@ -101,7 +102,15 @@ class DeliveryAccessService:
             return None
         return access if access.has("read") else None
 
-    async def view(self, delivery_id: str, check: CertificateCheck) -> View:
+    async def view(
+        self, delivery_id: str, check: CertificateCheck, mailbox: str | None = None
+    ) -> View:
+        """The delivery as the caller reads it: as ``mailbox`` when named (the sender or a
+        recipient, and a mailbox the caller reads), else as the first recipient mailbox
+        they read, else as the sender's member. Recipients first: a person who also reads
+        the sender's mailbox (a clerk served by their own employer) is still served as
+        the recipient (R5.3) — no content before acceptance, their own vročilnica, the
+        handover recorded — and reads as the sender only by naming it."""
         try:
             did = uuid.UUID(delivery_id)
         except ValueError:
@@ -109,17 +118,24 @@ class DeliveryAccessService:
         delivery = await self._deliveries.get(did)
         if delivery is None:
             raise NotFound("No such delivery.")
-        if await self._reader(delivery.sender_address, check):
-            return View(delivery, True, None, True)
-        for r in delivery.recipients:
-            if await self._reader(r.recipient_address, check):
-                return View(delivery, False, r.recipient_address, r.state in RELEASED)
+        parties = [r.recipient_address for r in delivery.recipients]
+        parties.append(delivery.sender_address)
+        if mailbox is not None:
+            parties = [p for p in parties if p == mailbox.strip().lower()]
+        mine = {a.address for a in await self._members.accessible(check)}
+        for address in parties:
+            if address not in mine or await self._reader(address, check) is None:
+                continue
+            if address == delivery.sender_address:
+                return View(delivery, True, None, True)
+            row = delivery.recipient(address)
+            return View(delivery, False, address, row is not None and row.state in RELEASED)
         raise NotFound("No such delivery.")
 
     async def download(
-        self, delivery_id: str, part_no: int, check: CertificateCheck
+        self, delivery_id: str, part_no: int, check: CertificateCheck, mailbox: str | None = None
     ) -> tuple[PartRow, AsyncIterator[bytes]]:
-        view = await self.view(delivery_id, check)
+        view = await self.view(delivery_id, check, mailbox)
         delivery = view.delivery
         if delivery.content_purged_at is not None:
             raise Refused("The content was deleted after its retention period.", "purged")
@@ -167,8 +183,10 @@ class DeliveryAccessService:
             new_evidence(sealed, recipient),
         )
 
-    async def evidence_list(self, delivery_id: str, check: CertificateCheck) -> list[EvidenceRow]:
-        view = await self.view(delivery_id, check)
+    async def evidence_list(
+        self, delivery_id: str, check: CertificateCheck, mailbox: str | None = None
+    ) -> list[EvidenceRow]:
+        view = await self.view(delivery_id, check, mailbox)
         rows = await self._deliveries.evidence(view.delivery.delivery_id)
         if view.as_sender:
             return rows
@@ -177,18 +195,26 @@ class DeliveryAccessService:
         return [r for r in rows if r.recipient_address == view.recipient]
 
     async def evidence_pdf(
-        self, delivery_id: str, evidence_id: str, check: CertificateCheck
+        self,
+        delivery_id: str,
+        evidence_id: str,
+        check: CertificateCheck,
+        mailbox: str | None = None,
     ) -> tuple[EvidenceRow, bytes]:
         """R6.3: the human-readable receipt of one evidence, PAdES-sealed by the provider."""
-        row = await self.evidence_item(delivery_id, evidence_id, check)
+        row = await self.evidence_item(delivery_id, evidence_id, check, mailbox)
         if self._receipts is None:
             raise Refused("PDF receipts are not configured on this node.", "unavailable")
         return row, await self._receipts.receipt_for(row.xml)
 
     async def evidence_item(
-        self, delivery_id: str, evidence_id: str, check: CertificateCheck
+        self,
+        delivery_id: str,
+        evidence_id: str,
+        check: CertificateCheck,
+        mailbox: str | None = None,
     ) -> EvidenceRow:
-        rows = await self.evidence_list(delivery_id, check)
+        rows = await self.evidence_list(delivery_id, check, mailbox)
         found = next((r for r in rows if str(r.evidence_id) == evidence_id), None)
         if found is None:
             raise NotFound("No such evidence.")

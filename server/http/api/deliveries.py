@@ -164,11 +164,19 @@ async def outbox(request: web.Request) -> web.Response:
     return await _box(request, "outbox")
 
 
+def _read_as(request: web.Request) -> str | None:
+    """``?mailbox=``: the party the caller reads a delivery as, when they read several
+    (see :meth:`.DeliveryAccessService.view`)."""
+    return request.query.get("mailbox")
+
+
 async def show(request: web.Request) -> web.Response:
     view = await services(request).delivery_access.view(
-        request.match_info["id"], principal(request).check
+        request.match_info["id"], principal(request).check, _read_as(request)
     )
-    return web.json_response(_delivery(view.delivery, view.content_visible, view.recipient))
+    body = _delivery(view.delivery, view.content_visible, view.recipient)
+    body["read_as"] = view.recipient or view.delivery.sender_address
+    return web.json_response(body)
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -177,7 +185,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise BadRequest("Part numbers are integers.", "bad_part") from None
     part, chunks = await services(request).delivery_access.download(
-        request.match_info["id"], part_no, principal(request).check
+        request.match_info["id"], part_no, principal(request).check, _read_as(request)
     )
     response = web.StreamResponse(
         headers={
@@ -196,7 +204,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 async def evidence_list(request: web.Request) -> web.Response:
     rows = await services(request).delivery_access.evidence_list(
-        request.match_info["id"], principal(request).check
+        request.match_info["id"], principal(request).check, _read_as(request)
     )
     return web.json_response(
         {
@@ -218,7 +226,10 @@ async def evidence_list(request: web.Request) -> web.Response:
 
 async def evidence_item(request: web.Request) -> web.Response:
     row = await services(request).delivery_access.evidence_item(
-        request.match_info["id"], request.match_info["eid"], principal(request).check
+        request.match_info["id"],
+        request.match_info["eid"],
+        principal(request).check,
+        _read_as(request),
     )
     return web.Response(
         body=row.xml,
@@ -229,7 +240,10 @@ async def evidence_item(request: web.Request) -> web.Response:
 
 async def evidence_pdf(request: web.Request) -> web.Response:
     row, pdf = await services(request).delivery_access.evidence_pdf(
-        request.match_info["id"], request.match_info["eid"], principal(request).check
+        request.match_info["id"],
+        request.match_info["eid"],
+        principal(request).check,
+        _read_as(request),
     )
     return web.Response(
         body=pdf,
@@ -240,7 +254,7 @@ async def evidence_pdf(request: web.Request) -> web.Response:
 
 async def receipt(request: web.Request) -> web.Response:
     issued = await services(request).acceptance.issue_receipt(
-        request.match_info["id"], principal(request).check
+        request.match_info["id"], principal(request).check, _read_as(request)
     )
     return web.Response(
         body=issued.document,
@@ -253,20 +267,20 @@ async def accept_signed(request: web.Request) -> web.Response:
     receipt_id = request.query.get("receipt_id") or request.headers.get("X-Receipt-Id") or ""
     signature = await read_body(request, MAX_SIGNED_RECEIPT)
     count = await services(request).acceptance.accept_signed(
-        request.match_info["id"], principal(request).check, receipt_id, signature
+        request.match_info["id"], principal(request).check, receipt_id, signature, _read_as(request)
     )
     return web.json_response({"accepted": count})
 
 
 async def accept_login(request: web.Request) -> web.Response:
     count = await services(request).acceptance.accept_by_login(
-        request.match_info["id"], principal(request).check
+        request.match_info["id"], principal(request).check, _read_as(request)
     )
     return web.json_response({"accepted": count})
 
 
 async def reject(request: web.Request) -> web.Response:
     count = await services(request).acceptance.reject(
-        request.match_info["id"], principal(request).check
+        request.match_info["id"], principal(request).check, _read_as(request)
     )
     return web.json_response({"rejected": count})
