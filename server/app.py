@@ -17,8 +17,7 @@ import jinja2
 from aiohttp import web
 
 from .clock import Clock, SystemClock
-from .content.keys import ensure_dev_master_key, load_master_key
-from .content.store import FileContentStore
+from .content.factory import content_store_from_settings
 from .evidence.factory import sealer_from_settings, timestamper_from_settings
 from .evidence.signer import load_signer
 from .http import middlewares, routes
@@ -81,14 +80,7 @@ def _resources(  # type: ignore[no-untyped-def]
                     fetch_timeout=settings.fetch_timeout_seconds,
                     clock=trust_clock,
                 )
-                key_file = settings.effective_content_key_file
-                if settings.dev_pki and not key_file.exists():
-                    ensure_dev_master_key(key_file)  # development set-up only (R5.5)
-                content = FileContentStore(
-                    settings.data_dir / "content",
-                    load_master_key(key_file),
-                    inline_max=settings.content_inline_max_bytes,
-                )
+                content = content_store_from_settings(settings, create_dev_key=True)
                 # Once each: the evidence, the receipts and the audit seals share them.
                 signer = load_signer(settings)
                 timestamper = timestamper_from_settings(settings, http_client)

@@ -9,8 +9,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 
 from .clock import Clock
-from .content.keys import load_master_key
-from .content.store import FileContentStore
+from .content.factory import content_store_from_settings
 from .evidence.factory import sealer_from_settings, timestamper_from_settings
 from .evidence.signer import load_signer
 from .services.audit_seal import audit_sealer
@@ -34,11 +33,7 @@ async def cli_services(settings: Settings, clock: Clock) -> AsyncIterator[Servic
                 http,
                 fetch_timeout=settings.fetch_timeout_seconds,
             )
-            content = FileContentStore(
-                settings.data_dir / "content",
-                load_master_key(settings.effective_content_key_file),
-                inline_max=settings.content_inline_max_bytes,
-            )
+            content = content_store_from_settings(settings)
             signer = load_signer(settings)  # once each: evidence and audit seals share them
             timestamper = timestamper_from_settings(settings, http)
             yield build_services(
