@@ -13,7 +13,7 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..clock import Clock
 from ..errors import CertificateRefused
@@ -21,6 +21,9 @@ from ..store.audit import AuditStore
 from ..store.persons import PersonStore
 from ..trust.certs import parse
 from ..trust.validation import CertificateCheck
+
+if TYPE_CHECKING:
+    from ..store.db import Connection
 
 _NOT_CACHED = frozenset({"revocation_unknown"})
 
@@ -94,20 +97,19 @@ class Authenticator:
             else:
                 self._cache.pop(key, None)
             raise
-        await self._persons.record_login(check.facts, check.loa.value, now)
-        await self._audit.append(
-            now,
-            check.facts.person_id,
-            "auth.certificate",
-            "success",
-            {
-                "fingerprint": key,
-                "issuer": check.facts.issuer,
-                "serial": check.facts.serial,
-                "peer": peer,
-                "check": check.as_record(),
-            },
-        )
+        details = {
+            "fingerprint": key,
+            "issuer": check.facts.issuer,
+            "serial": check.facts.serial,
+            "peer": peer,
+            "check": check.as_record(),
+        }
+
+        async def audited(conn: Connection) -> None:
+            person = check.facts.person_id
+            await self._audit.append(now, person, "auth.certificate", "success", details, conn=conn)
+
+        await self._persons.record_login(check.facts, check.loa.value, now, audited)
         self._remember(key, _Entry(now, check))
         return check
 

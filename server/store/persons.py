@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from ..trust.certs import CertificateFacts
+
+if TYPE_CHECKING:
+    from .db import Connection
 
 
 @dataclass(frozen=True)
@@ -35,8 +40,15 @@ class PersonStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def record_login(self, facts: CertificateFacts, loa: str, at: datetime) -> None:
-        """Upsert the person and the certificate after a successful check (one transaction)."""
+    async def record_login(
+        self,
+        facts: CertificateFacts,
+        loa: str,
+        at: datetime,
+        audited: Callable[[Connection], Awaitable[None]] | None = None,
+    ) -> None:
+        """Upsert the person and the certificate after a successful check, in one
+        transaction with what ``audited`` writes (a login's audit record, R9.1)."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 """INSERT INTO persons
@@ -72,6 +84,8 @@ class PersonStore:
                 at,
                 loa,
             )
+            if audited is not None:
+                await audited(conn)
 
     async def get(self, person_id: str) -> Person | None:
         row = await self._pool.fetchrow("SELECT * FROM persons WHERE person_id = $1", person_id)

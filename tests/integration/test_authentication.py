@@ -188,3 +188,41 @@ async def test_r1_4_renewed_certificate_maps_to_the_same_person(
     assert other["person_id"] != original["person_id"]
     assert persons == 2
     assert len(certs) == 3
+
+
+async def test_r9_1_a_login_is_recorded_only_with_its_audit_record(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """The person and certificate rows of a successful check commit with its
+    auth.certificate record: with the audit chain unable to take it (head row gone), the
+    request fails and nothing of the login stays; once the chain is back it is recorded
+    with its record (audited apart, a stop between them left a login the trail never
+    shows)."""
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server, server.client("qualified") as client:
+        pool = server.services.pool
+
+        async def recorded() -> tuple[int, int, int]:
+            row = await pool.fetchrow(
+                """SELECT (SELECT count(*) FROM persons) AS persons,
+                          (SELECT count(*) FROM certificates) AS certificates,
+                          (SELECT count(*) FROM audit_events
+                            WHERE action = 'auth.certificate') AS audited"""
+            )
+            assert row is not None
+            return row["persons"], row["certificates"], row["audited"]
+
+        head = await pool.fetchrow("SELECT seq, prev_hash, hash FROM audit_head")
+        assert head is not None
+        await pool.execute("DELETE FROM audit_head")
+        try:
+            async with client.get("/api/v1/session") as response:
+                assert response.status == 500
+            assert await recorded() == (0, 0, 0)
+        finally:
+            await pool.execute(
+                "INSERT INTO audit_head (seq, prev_hash, hash) VALUES ($1, $2, $3)", *head
+            )
+        async with client.get("/api/v1/session") as response:
+            assert response.status == 200
+        assert await recorded() == (1, 1, 1)
