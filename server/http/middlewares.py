@@ -37,6 +37,12 @@ PUBLIC_PREFIXES = (
 #: What still answers after a wind-down's day 45 (R8.5): monitoring only.
 CEASED_PREFIXES = ("/healthz", "/readyz", "/static/")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Route names of the GETs that record something: a recipient's first download seals
+#: ContentHandover (R6.1), and a vročilnica is issued for signing (R5.3). A cross-site
+#: ``<img src>`` must not make evidence that the recipient opened a delivery.
+PART_DOWNLOAD = "delivery-part"
+RECEIPT_ISSUE = "delivery-receipt"
+RECORDING_READS = frozenset({PART_DOWNLOAD, RECEIPT_ISSUE})
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -173,9 +179,14 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     So every state-changing request must prove it comes from our own pages or from a
     program: a browser's cross-site request (``Sec-Fetch-Site``/``Origin`` of another
     site) is refused, and a request made in a browser session must echo the session's
-    CSRF token (``X-CSRF-Token`` header or ``csrf_token`` form field).
+    CSRF token (``X-CSRF-Token`` header or ``csrf_token`` form field). A GET that records
+    something (:data:`RECORDING_READS`) gets the first check only: a link followed or an
+    address typed is same-origin or ``none``, and carries no token.
     """
-    if request.method not in UNSAFE_METHODS or request.path.startswith(PUBLIC_PREFIXES):
+    recording = request.method == "GET" and request.match_info.route.name in RECORDING_READS
+    if request.path.startswith(PUBLIC_PREFIXES) or not (
+        recording or request.method in UNSAFE_METHODS
+    ):
         return await handler(request)
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
@@ -184,7 +195,7 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     if origin is not None and urlsplit(origin).netloc != request.host:
         raise CsrfRejected("Cross-origin requests cannot change anything here.")
     principal: Principal | None = request.get(PRINCIPAL)
-    if principal is not None and principal.session is not None:
+    if not recording and principal is not None and principal.session is not None:
         sent = request.headers.get("X-CSRF-Token")
         if sent is None and request.content_type == "application/x-www-form-urlencoded":
             form: Any = await request.post()

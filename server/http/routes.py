@@ -15,6 +15,7 @@ from .api import (
     session,
     validate,
 )
+from .middlewares import PART_DOWNLOAD, RECEIPT_ISSUE
 from .ui import home
 
 MAILBOX = "/api/v1/mailboxes/{address}"
@@ -63,12 +64,15 @@ def setup(app: web.Application) -> None:
     delivery = "/api/v1/deliveries/{id}"
     r.add_get(delivery, deliveries.show)
     # GET only: a HEAD must not record ContentHandover (found in review)
-    r.add_get(f"{delivery}/parts/{{part}}", deliveries.download, allow_head=False)
+    # named: a cross-site GET may not record a handover (middlewares.RECORDING_READS)
+    r.add_get(
+        f"{delivery}/parts/{{part}}", deliveries.download, allow_head=False, name=PART_DOWNLOAD
+    )
     r.add_get(f"{delivery}/evidence", deliveries.evidence_list)
     # the .pdf route first: {eid} alone would also match "<uuid>.pdf"
     r.add_get(f"{delivery}/evidence/{{eid}}.pdf", deliveries.evidence_pdf)
     r.add_get(f"{delivery}/evidence/{{eid}}", deliveries.evidence_item)
-    r.add_get(f"{delivery}/receipt", deliveries.receipt, allow_head=False)
+    r.add_get(f"{delivery}/receipt", deliveries.receipt, allow_head=False, name=RECEIPT_ISSUE)
     r.add_post(f"{delivery}/receipt", deliveries.accept_signed)
     r.add_post(f"{delivery}/accept", deliveries.accept_login)
     r.add_post(f"{delivery}/reject", deliveries.reject)
