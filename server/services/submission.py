@@ -38,7 +38,7 @@ from ..evidence.seal import EvidenceSealer, SealedEvidence
 from ..settings import Settings
 from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, PartRow
 from ..store.submission_writer import OutcomeUnknown
-from ..store.submissions import NewSubmission, RecipientInactive
+from ..store.submissions import NewSubmission, RecipientInactive, SenderRefused
 from ..validate import validate
 from .mailboxes import Access
 from .submission_metadata import checked_metadata, read_all, read_metadata, recipient_addresses
@@ -336,7 +336,7 @@ class SubmissionService:
         committing.set()
         try:
             await self._write(access, meta, delivery_id, wrapped, stored, evidence, now)
-        except (asyncpg.PostgresError, RecipientInactive, Conflict):
+        except (asyncpg.PostgresError, RecipientInactive, Conflict, Refused):
             committing.clear()  # the writer raises these only for what did not commit
             raise
         except OutcomeUnknown:
@@ -385,4 +385,10 @@ class SubmissionService:
         except RecipientInactive as exc:  # changed during the upload
             raise Conflict(
                 f"{exc.address} can no longer receive (R5.6).", "recipient_not_active"
+            ) from None
+        except SenderRefused:  # changed during the upload
+            raise Refused(
+                "You may no longer send from this mailbox: your membership or its state "
+                "changed during the upload (R3.2, R5.6).",
+                "sender_not_allowed",
             ) from None

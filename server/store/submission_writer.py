@@ -35,7 +35,13 @@ from .audit import AuditHeadMissing
 if TYPE_CHECKING:
     from .db import Connection
 
-from .submissions import INSERT_SUBMISSION, NewSubmission, RecipientInactive, insert_submission
+from .submissions import (
+    INSERT_SUBMISSION,
+    NewSubmission,
+    RecipientInactive,
+    SenderRefused,
+    insert_submission,
+)
 
 #: At most this many submissions in one transaction: each waits for the whole batch, so
 #: this bounds the wait (about half a millisecond of PostgreSQL time per submission).
@@ -137,7 +143,7 @@ class SubmissionWriter:
     async def _alone(conn: Connection, submission: NewSubmission) -> Exception | None:
         try:
             await insert_submission(conn, submission)
-        except (RecipientInactive, AuditHeadMissing) as exc:
+        except (RecipientInactive, SenderRefused, AuditHeadMissing) as exc:
             return exc
         except asyncpg.PostgresError as exc:
             if not definite(exc):

@@ -38,7 +38,13 @@ INSERT_SUBMISSION = f"""WITH delivery AS (
                    INSERT INTO deliveries (delivery_id, kind, sender_address, sender_person_id,
                        sender_fingerprint, subject, message, reference, submitted_at,
                        wrapped_key, key_version)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)),
+                   SELECT $1, $2, $3,
+                          (SELECT ms.person_id
+                             FROM memberships ms JOIN mailboxes m ON m.address = ms.address
+                            WHERE ms.address = $3 AND ms.person_id = $4
+                              AND m.state = 'active'
+                              AND (ms.role = 'custodian' OR 'send' = ANY(ms.permissions))),
+                          $5, $6, $7, $8, $9, $10, $11),
                parts AS (
                    INSERT INTO delivery_parts (delivery_id, part_no, name, media_type, size,
                        sha256, locator, ciphertext_size, sender_signature, inline_content)
@@ -69,6 +75,12 @@ INSERT_SUBMISSION = f"""WITH delivery AS (
                {_AUDIT}
                SELECT (SELECT count(*) FROM recipients) AS consigned,
                       (SELECT count(*) FROM notify) AS queued"""  # noqa: S608 (no values)
+
+
+class SenderRefused(Exception):
+    """The sender lost the right to send while the delivery was uploaded: removed, the
+    ``send`` permission withdrawn, or the mailbox no longer active (R3.2: removal takes
+    effect at once; R5.6)."""
 
 
 class RecipientInactive(Exception):
@@ -155,7 +167,10 @@ async def insert_submission(conn: Connection, submission: NewSubmission) -> int:
 
     Each recipient's mailbox must still be active (R5.6): an inactive one would leave
     ``recipient_address`` NULL, which NOT NULL refuses, and :class:`RecipientInactive`
-    is raised with nothing written; so is :class:`.audit.AuditHeadMissing`. One statement
+    is raised with nothing written. The sender is checked again the same way, since an
+    upload may take minutes: their membership must still allow sending from a mailbox
+    still active, or ``sender_person_id`` is NULL and :class:`SenderRefused` is raised
+    (R3.2, R5.6); so is :class:`.audit.AuditHeadMissing`. One statement
     also means the audit chain's lock is held only while PostgreSQL finishes the
     statement and flushes the commit, never across a round trip to us. Returns the number
     of e-mails queued. :class:`.submission_writer.SubmissionWriter` runs the same
@@ -175,6 +190,8 @@ async def refusal(
     """What a NOT NULL refusal of the statement means (see :func:`insert_submission`)."""
     if head_missing(exc):
         return AuditHeadMissing()
+    if exc.table_name == "deliveries" and exc.column_name == "sender_person_id":
+        return SenderRefused()
     if exc.table_name == "delivery_recipients" and exc.column_name == "recipient_address":
         return RecipientInactive(await _first_inactive(conn, submission.recipients))
     return exc

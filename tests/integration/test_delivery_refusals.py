@@ -5,6 +5,7 @@ nothing behind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -242,3 +243,88 @@ async def test_r1_5_a_non_member_is_refused_before_anything_about_the_body(
         status, answer = await _post_raw(server, body, content_type, "delegate")  # no member
         assert (status, answer["reason"]) == (403, "not_member"), (reason, answer)
     assert await _state(server) == before
+
+
+async def _upload_while(
+    server: RunningServer, who: str, meanwhile: Any, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, Any]:
+    """Submit a delivery whose body is still streaming when ``meanwhile`` runs: the
+    server authorises the sender (observed, not replaced), ``meanwhile()`` changes the
+    sender's rights, the body ends."""
+    members = server.services.mailboxes
+    authorised = asyncio.Event()
+    authorize = members.authorize
+
+    async def observed(*args: Any, **kwargs: Any) -> Any:
+        access = await authorize(*args, **kwargs)
+        authorised.set()
+        return access
+
+    monkeypatch.setattr(members, "authorize", observed)
+
+    async def body() -> Any:
+        yield b'--b\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n'
+        yield json.dumps({"to": [DEJAN], "subject": "x", "kind": "registered"}).encode()
+        yield b'\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="c.pdf"'
+        yield b"\r\nContent-Type: application/pdf\r\n\r\n"
+        # the file's bytes a little at a time until the server has authorised: its
+        # multipart reader ends the metadata part only once data after the boundary came
+        sent = 0
+        while not authorised.is_set():
+            yield PDF[sent : sent + 256] or b"%"
+            sent += 256
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(authorised.wait(), 0.05)
+        await meanwhile()
+        yield b"\r\n--b--\r\n"
+
+    async with server.client(who) as client:
+        async with client.post(
+            f"/api/v1/mailboxes/{COURT}/deliveries",
+            data=body(),
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+        ) as response:
+            return response.status, await response.json(content_type=None)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE memberships SET permissions = '{read}' WHERE person_id = $1",
+        "DELETE FROM memberships WHERE person_id = $1",
+        "UPDATE mailboxes SET state = 'suspended' WHERE address = 'primer@vep.si'"
+        " AND $1::text IS NOT NULL",
+    ],
+    ids=["send-withdrawn", "removed", "mailbox-suspended"],
+)
+async def test_r3_2_rights_lost_during_the_upload_refuse_the_commit(
+    server: RunningServer, change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R3.2: removal takes effect at once — also for an upload already under way (it may
+    take minutes): the submission statement checks the sender again, and the refusal
+    leaves nothing behind."""
+    assert (await add_delegate(server, "qualified-qscd", COURT, "sender", ["send"]))[0] == 201
+    sender = person_id(server, "sender")
+    before = await _state(server)
+
+    async def meanwhile() -> None:
+        await server.services.pool.execute(change, sender)
+
+    status, body = await _upload_while(server, "sender", meanwhile, monkeypatch)
+    assert (status, body["reason"]) == (403, "sender_not_allowed"), body
+    assert await _state(server) == before
+
+
+async def test_r3_2_an_upload_that_keeps_its_rights_is_committed(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same upload with the rights unchanged (another delegate removed meanwhile)."""
+    assert (await add_delegate(server, "qualified-qscd", COURT, "sender", ["send"]))[0] == 201
+    assert (await add_delegate(server, "qualified-qscd", COURT, "reader", ["read"]))[0] == 201
+    other = person_id(server, "reader")
+
+    async def meanwhile() -> None:
+        await server.services.pool.execute("DELETE FROM memberships WHERE person_id = $1", other)
+
+    status, body = await _upload_while(server, "sender", meanwhile, monkeypatch)
+    assert (status, body["to"]) == (201, [DEJAN]), body

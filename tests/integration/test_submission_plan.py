@@ -38,6 +38,8 @@ SELECT local || '@vep.si', local, 'vep.si', '{SUBSCRIBER}', 'single', 'active', 
        'x', now()
   FROM (SELECT 'm' || i AS local FROM generate_series(1, 20000) i
         UNION ALL VALUES ('ana'), ('dejan')) l;
+INSERT INTO memberships (address, person_id, role, permissions, added_at, added_by)
+     VALUES ('ana@vep.si', 'p1', 'custodian', '{{read,send,accept,manage}}', now(), 'test');
 INSERT INTO notification_addresses (address, email, confirmed_at, added_at)
 SELECT address, 'n@' || local_part || '.si', now(), now() FROM mailboxes;
 ANALYZE;
@@ -108,10 +110,7 @@ async def test_the_read_that_authorises_a_sender_is_not_planned_on_every_call(
     through a sub-select for the same reason as the submission statement."""
     pool = await create_pool(database_url, 1, 1)
     try:
-        await pool.execute(WORLD)
-        await pool.execute(
-            "INSERT INTO memberships VALUES ('ana@vep.si', 'p1', 'custodian', '{}', now(), 'p1')"
-        )
+        await pool.execute(WORLD)  # Ana is the custodian of ana@vep.si
         store = MembershipStore(pool, AuditStore(pool))
         for n in range(10):
             found = await store.member_of("ana@vep.si", "p1", ["dejan@vep.si", f"x{n}@vep.si"])

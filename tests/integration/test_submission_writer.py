@@ -10,6 +10,7 @@ queues up behind it. Rows written by one transaction share their ``xmin``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +24,7 @@ from server.store.audit import AuditHeadMissing, AuditStore
 from server.store.db import create_pool
 from server.store.deliveries import NewEvidence, PartRow
 from server.store.submission_writer import OutcomeUnknown, SubmissionWriter, definite
-from server.store.submissions import NewSubmission, RecipientInactive
+from server.store.submissions import NewSubmission, RecipientInactive, SenderRefused
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +41,8 @@ INSERT INTO mailboxes (address, local_part, domain, subscriber_id, kind, state, 
 SELECT local || '@vep.si', local, 'vep.si', '00000000-0000-0000-0000-000000000001',
        'single', 'active', local, false, 'x', now()
   FROM (VALUES ('ana'), ('dejan'), ('eva')) l(local);
+INSERT INTO memberships (address, person_id, role, permissions, added_at, added_by)
+     VALUES ('ana@vep.si', 'p1', 'custodian', '{read,send,accept,manage}', now(), 'test');
 """
 
 
@@ -173,6 +176,26 @@ async def test_a_refused_submission_does_not_refuse_its_batch(
     tx = await written(pool, [first, good, refused, other])
     assert set(tx) == {first.delivery_id, good.delivery_id, other.delivery_id}
     assert await pool.fetchval("SELECT count(*) FROM delivery_parts") == 3  # none of eva's
+    report = await AuditStore(pool).verify()
+    assert report.ok and report.records == 3
+
+
+async def test_a_sender_refused_at_the_commit_does_not_refuse_its_batch(
+    pool: asyncpg.Pool, holder: asyncpg.Connection
+) -> None:
+    """R3.2: a submission by a sender no longer allowed to send (here: one who never was a
+    member of eva@vep.si) is refused at the commit, alone; its batch commits."""
+    writer = SubmissionWriter(pool)
+    first, good, other = submission(), submission(), submission()
+    refused = dataclasses.replace(submission(), sender_address="eva@vep.si")
+    async with holder.transaction():
+        await holder.execute("SELECT * FROM audit_head FOR UPDATE")
+        alone, batch, _ = await queue_behind(writer, pool, first, [good, refused, other])
+    outcomes = await asyncio.gather(alone, *batch, return_exceptions=True)
+    assert outcomes[:2] == [None, None] and outcomes[3] is None
+    assert isinstance(outcomes[2], SenderRefused)
+    tx = await written(pool, [first, good, refused, other])
+    assert set(tx) == {first.delivery_id, good.delivery_id, other.delivery_id}
     report = await AuditStore(pool).verify()
     assert report.ok and report.records == 3
 
