@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
-from ..errors import AuthenticationRequired, CsrfRejected, DomainError
+from ..errors import AuthenticationRequired, BadRequest, CsrfRejected, DomainError
 from .client_auth import client_certificate, peer_address
 from .context import PRINCIPAL, REQUEST_ID, SESSION_COOKIE, Principal, services
 
@@ -118,7 +118,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _problem_response(request, _http_problem(exc))
     except Exception:
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
-        error = DomainError("An internal error occurred; the request changed nothing.")
+        error = DomainError("An internal error occurred; it is logged with this request's id.")
         error.status, error.reason, error.title = 500, "internal_error", "Internal error"
         return _problem_response(request, error)
 
@@ -138,6 +138,15 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     if not request.path.startswith("/static/"):
         headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+@web.middleware
+async def plain_url(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A NUL in the decoded path or query (``%00``) is refused before any handler: no
+    address, id or search can hold one, and PostgreSQL text refuses it (a 500 before)."""
+    if "\x00" in request.path or any("\x00" in k + v for k, v in request.query.items()):
+        raise BadRequest("The address has a NUL character.", "invalid_text")
+    return await handler(request)
 
 
 @web.middleware
@@ -172,6 +181,14 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
+def _origin_host(origin: str) -> str | None:
+    """The host[:port] of an ``Origin`` header; None for one that is not a URL."""
+    try:
+        return urlsplit(origin).netloc
+    except ValueError:  # e.g. "http://[": an unclosed IPv6 bracket
+        return None
+
+
 @web.middleware
 async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     """R1.6: a client certificate is an ambient credential, like a cookie.
@@ -192,13 +209,16 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         raise CsrfRejected("Cross-site requests cannot change anything here.")
     origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
+    if origin is not None and _origin_host(origin) != request.host:
         raise CsrfRejected("Cross-origin requests cannot change anything here.")
     principal: Principal | None = request.get(PRINCIPAL)
     if not recording and principal is not None and principal.session is not None:
         sent = request.headers.get("X-CSRF-Token")
         if sent is None and request.content_type == "application/x-www-form-urlencoded":
-            form: Any = await request.post()
+            try:
+                form: Any = await request.post()
+            except (UnicodeDecodeError, ValueError):  # not the form our pages send
+                raise CsrfRejected("The form is not readable; reload the page.") from None
             sent = form.get("csrf_token")
         if not isinstance(sent, str) or not secrets.compare_digest(
             sent, principal.session.row.csrf_token
@@ -207,4 +227,13 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-MIDDLEWARES = [request_context, errors, security_headers, wind_down, authenticate, csrf]
+# security_headers outside errors: a problem answer (an error page too) gets them as well
+MIDDLEWARES = [
+    request_context,
+    security_headers,
+    errors,
+    plain_url,
+    wind_down,
+    authenticate,
+    csrf,
+]

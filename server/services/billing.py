@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -27,6 +26,7 @@ from ..clock import Clock
 from ..errors import BadRequest, Conflict, InvalidFields, NotFound
 from ..settings import Settings
 from ..store.billing import BillingStore, Invoice, PaymentReplayed, UnknownInvoice
+from .json_body import parse_object
 
 Done = Callable[[int], Awaitable[None]]
 SIGNATURE_HEADER = "X-VEP-Signature"
@@ -148,13 +148,8 @@ class BillingService:
 
 
 def _event(body: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("The body is not valid JSON.", "malformed_json") from None
+    event = parse_object(body, "body")  # signed by the provider, but still checked
     errors = []
-    if not isinstance(event, dict):
-        raise BadRequest("The body must be a JSON object.", "malformed_json")
     for key, kind in (("event_id", str), ("invoice", str), ("amount_cents", int)):
         value = event.get(key)
         if not isinstance(value, kind) or isinstance(value, bool) or not value:

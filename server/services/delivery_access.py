@@ -14,7 +14,7 @@ import base64
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ..clock import Clock
 from ..content.keys import WrappedKey
@@ -55,8 +55,12 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, did = raw.split("|", 1)
-        return datetime.fromisoformat(at), uuid.UUID(did)
-    except (ValueError, UnicodeDecodeError):
+        # in UTC here: a time at the edge of the calendar would overflow in asyncpg (500)
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's time has its offset")
+        return moment.astimezone(UTC), uuid.UUID(did)
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise BadRequest("The `after` cursor is not valid.", "bad_cursor") from None
 
 

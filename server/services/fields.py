@@ -186,6 +186,8 @@ def birth_date(value: Any) -> date:
 def of_age(born: date, now: datetime) -> bool:
     """R2.1: 18 years old on the day of registration (Slovenian calendar day)."""
     today = now.astimezone(LJUBLJANA).date()
+    if born.year + AGE_OF_MAJORITY > date.max.year:
+        return False  # born in the calendar's last years: not of age in any year we can name
     try:
         birthday = born.replace(year=born.year + AGE_OF_MAJORITY)
     except ValueError:  # born on 29 February: of age on 1 March

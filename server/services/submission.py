@@ -41,7 +41,13 @@ from ..store.submission_writer import OutcomeUnknown
 from ..store.submissions import NewSubmission, RecipientInactive, SenderRefused
 from ..validate import validate
 from .mailboxes import Access
-from .submission_metadata import checked_metadata, read_all, read_metadata, recipient_addresses
+from .submission_metadata import (
+    checked_metadata,
+    file_name_refused,
+    read_all,
+    read_metadata,
+    recipient_addresses,
+)
 
 #: Authorises the sender, reading the named recipients' mailboxes with it.
 Authorize = Callable[[Sequence[str]], Awaitable[Access]]
@@ -209,6 +215,10 @@ class SubmissionService:
                 if media_type not in settings.allowed_content_types:
                     raise InvalidFields(
                         [{"field": f"file[{len(stored)}]", "reason": "type_not_allowed"}]
+                    )
+                if part.filename is not None and file_name_refused(part.filename):
+                    raise InvalidFields(
+                        [{"field": f"file[{len(stored)}]", "reason": "bad_filename"}]
                     )
                 written = await self._content.write(
                     str(delivery_id), data_key, part.chunks, remaining

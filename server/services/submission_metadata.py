@@ -9,12 +9,13 @@ the body (:meth:`.submission.SubmissionService.submit`).
 
 from __future__ import annotations
 
-import json
+import unicodedata
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest, InvalidFields
 from . import fields as f
+from .json_body import parse_object, storable
 from .mailboxes import Access
 
 if TYPE_CHECKING:
@@ -41,14 +42,7 @@ async def read_metadata(first: IncomingPart | None) -> dict[str, Any]:
         raise BadRequest("Send a multipart body with metadata and files.", "empty_body")
     if first.field != "metadata":
         raise BadRequest("The first part must be `metadata` (JSON).", "metadata_first")
-    raw = await read_all(first.chunks, MAX_METADATA, "metadata")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("The metadata part is not valid JSON.", "malformed_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The metadata part must be a JSON object.", "malformed_json")
-    return body
+    return parse_object(await read_all(first.chunks, MAX_METADATA, "metadata"), "metadata part")
 
 
 def _to_refused(to: Any) -> str | None:
@@ -111,3 +105,13 @@ def checked_metadata(access: Access, body: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["MAX_METADATA", "checked_metadata", "read_all", "read_metadata", "recipient_addresses"]
+
+
+def file_name_refused(name: str) -> bool:
+    """Whether a part's file name cannot be kept as it was sent: a control character
+    (CR/LF broke the download's header, and XML cannot carry most of them, so sealing the
+    evidence failed), a noncharacter XML refuses, or text that cannot be stored. Refused
+    rather than changed: the evidence names the file as the sender named it."""
+    if not storable(name) or "\ufffe" in name or "\uffff" in name:
+        return True
+    return any(unicodedata.category(c) == "Cc" for c in name)

@@ -58,7 +58,11 @@ from .validation import CertificateCheck, CertificateChecker
 
 #: Larger submissions are refused before parsing (a contract is a few tens of kB).
 MAX_SUBMISSION_BYTES = 20 * 1024 * 1024
-_BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+#: Offsets of at most 15 digits (a petabyte): a longer number is no offset of a file we
+#: take, and int() of thousands of digits raises ValueError (a 500 before).
+_BYTE_RANGE = re.compile(
+    rb"/ByteRange\s*\[\s*(\d{1,15})\s+(\d{1,15})\s+(\d{1,15})\s+(\d{1,15})\s*\]"
+)
 _PDF_SUBFILTERS = frozenset({"/ETSI.CAdES.detached", "/adbe.pkcs7.detached"})
 
 

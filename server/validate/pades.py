@@ -40,7 +40,11 @@ from .pdfchanges import PARSE_ERRORS, modifications, resolve
 from .report import Issue, SignatureReport, TimestampReport, ValidationReport
 from .tst import check_token
 
-_BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+#: Offsets of at most 15 digits (a petabyte): a longer number is no offset of a file we
+#: take, and int() of thousands of digits raises ValueError (a 500 before).
+_BYTE_RANGE = re.compile(
+    rb"/ByteRange\s*\[\s*(\d{1,15})\s+(\d{1,15})\s+(\d{1,15})\s+(\d{1,15})\s*\]"
+)
 _CMS_SUBFILTERS = frozenset({"/ETSI.CAdES.detached", "/adbe.pkcs7.detached"})
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ...errors import BadRequest, PayloadTooLarge
+from ...services.json_body import parse_object
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -34,9 +35,18 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise BadRequest("Send application/json.", "unsupported_media_type")
     try:
-        body = json.loads(await request.text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        text = await request.text()
+    except (UnicodeDecodeError, LookupError):  # bytes not in the charset, or no such charset
         raise BadRequest("The body is not valid JSON.", "malformed_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object.", "malformed_json")
-    return body
+    return parse_object(text, "body")
+
+
+#: What aiohttp's multipart reader raises for a body that is not well-formed multipart: a
+#: missing or wrong boundary, a bad part Content-Length (ValueError), a header line too long
+#: (LineTooLong and the other HttpProcessingErrors). Left alone, each was a 500.
+MALFORMED = (ValueError, HttpProcessingError)
+
+
+def malformed_multipart(exc: Exception) -> BadRequest:
+    """The 400 for one of :data:`MALFORMED` (its text is aiohttp's, not repeated)."""
+    return BadRequest("The multipart body is malformed.", "malformed_multipart")

@@ -12,8 +12,8 @@ from ...services.mailboxes import Access, Need
 from ...services.submission import IncomingPart
 from ...store.deliveries import DeliveryRow, ListedDelivery
 from ..context import principal, services
-from .common import read_body
-from .disposition import part_names
+from .common import MALFORMED, malformed_multipart, read_body
+from .disposition import attachment, part_names
 
 CHUNK = 1024 * 1024
 MAX_SIGNED_RECEIPT = 1024 * 1024
@@ -52,7 +52,10 @@ async def _incoming(request: web.Request) -> AsyncIterator[IncomingPart]:
         )
     reader = _reader(request)
     while True:
-        part = await reader.next()
+        try:
+            part = await reader.next()
+        except MALFORMED as exc:
+            raise malformed_multipart(exc) from None
         if part is None:
             return
         if not isinstance(part, BodyPartReader):
@@ -60,7 +63,10 @@ async def _incoming(request: web.Request) -> AsyncIterator[IncomingPart]:
 
         async def chunks(p: BodyPartReader = part) -> AsyncIterator[bytes]:
             while True:
-                chunk = await p.read_chunk(CHUNK)
+                try:
+                    chunk = await p.read_chunk(CHUNK)
+                except MALFORMED as exc:
+                    raise malformed_multipart(exc) from None
                 if not chunk:
                     return
                 yield chunk
@@ -191,7 +197,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         headers={
             "Content-Type": part.media_type,
             "Content-Length": str(part.size),
-            "Content-Disposition": f'attachment; filename="{part.name.replace(chr(34), "")}"',
+            "Content-Disposition": attachment(part.name),
             "X-Content-SHA256": part.sha256,
         }
     )

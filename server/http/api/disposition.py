@@ -14,6 +14,7 @@ compares the two over a corpus of well-formed and hostile headers.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
@@ -34,4 +35,14 @@ def part_names(header: str | None) -> tuple[str | None, str | None]:
     )
 
 
-__all__ = ["part_names"]
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition: attachment`` for ``filename`` that is always a valid
+    header (RFC 6266 §4.3): an ASCII fallback without quotes, backslashes or controls,
+    and the exact name in ``filename*`` (RFC 8187). A name with CR/LF in a plain quoted
+    value made aiohttp refuse the header — after the handover was already sealed."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    exact = quote(filename.encode("utf-8", "replace"), safe="")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
+
+
+__all__ = ["attachment", "part_names"]

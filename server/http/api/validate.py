@@ -26,7 +26,7 @@ from ...validate.anchors import load_anchors, settings_anchor_paths
 from ...validate.common import MAX_INPUT_BYTES
 from ...validate.report import ValidationReport
 from ..context import services
-from .common import read_body
+from .common import MALFORMED, malformed_multipart, read_body
 
 MAX_PART_BYTES = MAX_INPUT_BYTES
 #: a multipart body carries two parts and their headers
@@ -51,14 +51,17 @@ async def _read(request: web.Request) -> tuple[bytes, bytes | None]:
     if request.content_length is not None and request.content_length > _MAX_MULTIPART_BYTES:
         raise PayloadTooLarge(_MAX_MULTIPART_BYTES)
     parts: dict[str, bytes] = {}
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise BadRequest("Nested multipart bodies are not accepted.", "bad_multipart")
-        if part.name in ("file", "content") and part.name not in parts:
-            parts[part.name] = await _read_part(part)
-        else:
-            await part.release()
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise BadRequest("Nested multipart bodies are not accepted.", "bad_multipart")
+            if part.name in ("file", "content") and part.name not in parts:
+                parts[part.name] = await _read_part(part)
+            else:
+                await part.release()
+    except MALFORMED as exc:
+        raise malformed_multipart(exc) from None
     if "file" not in parts:
         raise BadRequest("Send the file to validate in a part named 'file'.", "missing_file")
     return parts["file"], parts.get("content")
