@@ -149,6 +149,7 @@ class SettingsService:
         return email
 
     async def confirm_address(self, access: Access, email: str, body: dict[str, Any]) -> None:
+        MailboxService.require_manageable(access)
         address = access.mailbox.address
         contact = await self._contacts.get(address, email)
         if contact is None:
@@ -171,6 +172,7 @@ class SettingsService:
             raise InvalidFields([{"field": "code", "reason": "wrong_code"}])
 
     async def remove_address(self, access: Access, email: str) -> None:
+        MailboxService.require_manageable(access)
         if not await self._contacts.remove(
             access.mailbox.address, email, self._clock.now(), access.actor
         ):

@@ -165,3 +165,30 @@ async def test_r3_4_parallel_wrong_codes_cannot_pass_five_attempts(
             "SELECT code_attempts FROM notification_addresses"
         )
     assert attempts == 5
+
+
+async def test_r3_4_a_frozen_mailbox_keeps_its_addresses_as_they_are(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """Like every other setting (``update``, ``add``): in a suspended or read-only mailbox
+    an address is neither removed nor confirmed (409 ``mailbox_not_active``)."""
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server:
+        await open_mailbox(server, "qualified-qscd", legal("primer"))
+        pool = server.services.pool
+        async with server.client("qualified-qscd") as ana:
+            async with ana.post(BASE, json={"email": "board@primer.si"}) as r:
+                assert r.status == 202
+            before = await pool.fetch("SELECT * FROM notification_addresses ORDER BY email")
+            for state in ("suspended", "readonly"):
+                await pool.execute("UPDATE mailboxes SET state = $1", state)
+                for method, path, body in (
+                    ("POST", f"{BASE}/board@primer.si/confirm", {"code": "000000"}),
+                    ("DELETE", f"{BASE}/board@primer.si", None),
+                    ("DELETE", f"{BASE}/info@primer.si", None),
+                ):
+                    async with ana.request(method, path, json=body) as r:
+                        problem = await r.json(content_type=None)
+                        assert (r.status, problem["reason"]) == (409, "mailbox_not_active")
+            after = await pool.fetch("SELECT * FROM notification_addresses ORDER BY email")
+            assert after == before
