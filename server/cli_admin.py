@@ -15,7 +15,7 @@ import aiohttp
 
 from .cli_services import cli_services
 from .clock import SystemClock
-from .errors import DomainError
+from .errors import Conflict, DomainError
 from .export.archive import ExportError
 from .services.lifecycle import parse_until
 from .services.operator import OperatorService
@@ -189,6 +189,14 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
                 )
                 audit = AuditStore(pool)
                 started = clock.now()
+                if await WindDownStore(pool, audit).effective_at() is None:
+                    details = {"to": str(directory), "reason": "wind_down_not_effective"}
+                    await audit.append(started, operator, "export.start", "refused", details)
+                    raise Conflict(
+                        "The evidence is handed over to a successor only in a wind-down "
+                        "two operators confirmed (four-eyes, R8.5).",
+                        "wind_down_not_effective",
+                    )
 
                 async def before() -> None:  # in the archive's own audit chain
                     details = {"to": str(directory)}

@@ -336,6 +336,37 @@ def flip(path: Path, at: int | None = None) -> None:
     path.write_bytes(bytes(data))
 
 
+async def test_r8_5_evidence_is_handed_over_only_in_an_effective_wind_down(
+    server: RunningServer, dev_pki, database_url: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Four-eyes (the operator roles, R8.5): the hand-over to a successor needs the
+    wind-down that two operators confirmed. Before it takes effect — none announced, or
+    announced and confirmed once — the export writes nothing, and the refused attempt is
+    audited (an operator's access to data, R9.1)."""
+    env = cli_env(dev_pki, database_url)
+    archive = tmp_path / "archive"
+
+    async def refused_export() -> None:
+        exported = vep("admin", "export", "--to", str(archive), "--operator", "maja", env=env)
+        assert exported.returncode == 1 and "wind_down_not_effective" in exported.stderr
+        assert not archive.exists()
+
+    await refused_export()
+    wind = await server.services.wind_down.announce("maja")
+    wind, _ = await confirm(server, wind, "qualified-qscd")  # one operator of two
+    await refused_export()
+    refusals = await server.services.pool.fetch(
+        "SELECT actor, details FROM audit_events WHERE action = 'export.start'"
+        " AND outcome = 'refused'"
+    )
+    assert [(r["actor"], r["details"]["reason"]) for r in refusals] == [
+        ("operator:maja", "wind_down_not_effective")
+    ] * 2
+    await confirm(server, wind, "manager")
+    exported = vep("admin", "export", "--to", str(archive), "--operator", "maja", env=env)
+    assert exported.returncode == 0, exported.stderr
+
+
 async def test_r8_5_export_verifies_and_a_changed_byte_is_detected(
     server: RunningServer, dev_pki, database_url: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
