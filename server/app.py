@@ -46,6 +46,7 @@ def create_app(
     validated by ``trust_clock`` (the system clock unless given), see CertificateChecker.now.
     """
     app = web.Application(middlewares=middlewares.MIDDLEWARES, client_max_size=1024**2)
+    app.on_response_prepare.append(middlewares.security_headers)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(PACKAGE_DIR / "templates")),

@@ -1,4 +1,5 @@
-"""Request id, error mapping, security headers, authentication, CSRF — in that order.
+"""Request id, error mapping, plain URLs, wind-down, authentication, CSRF — in that order;
+and the security headers of every answer (:func:`security_headers`, a signal).
 
 The error middleware is the one place where a :class:`~server.errors.DomainError` becomes
 ``application/problem+json`` (RFC 9457, with a stable ``reason``) or, for a browser, a
@@ -123,9 +124,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _problem_response(request, error)
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+async def security_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Every answer's security headers, set as it is prepared (``on_response_prepare``):
+    a middleware sets them after the handler returned, which is too late for a streamed
+    answer — part downloads went out without ``no-store`` or ``nosniff``."""
     headers = response.headers
     headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -137,7 +139,6 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     )
     if not request.path.startswith("/static/"):
         headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 @web.middleware
@@ -227,13 +228,4 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-# security_headers outside errors: a problem answer (an error page too) gets them as well
-MIDDLEWARES = [
-    request_context,
-    security_headers,
-    errors,
-    plain_url,
-    wind_down,
-    authenticate,
-    csrf,
-]
+MIDDLEWARES = [request_context, errors, plain_url, wind_down, authenticate, csrf]

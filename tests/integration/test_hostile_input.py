@@ -110,6 +110,8 @@ async def test_an_odd_stored_name_is_downloaded_with_a_valid_header(
         server, "GET", f"/api/v1/deliveries/{did}/parts/0", "delegate"
     )
     assert (status, body) == (200, PDF)
+    # a streamed answer has the security headers too (set as it is prepared)
+    assert (headers["Cache-Control"], headers["X-Content-Type-Options"]) == ("no-store", "nosniff")
     assert headers["Content-Disposition"] == (
         'attachment; filename="sodba _a_____.pdf"; '
         "filename*=UTF-8''sodba%20%22a%22%5C%0D%0A%C4%8D.pdf"
