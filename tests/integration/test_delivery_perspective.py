@@ -72,12 +72,16 @@ async def test_r5_3_the_recipient_is_served_even_when_he_reads_the_senders_mailb
     status, body, _ = await get(server, "delegate", f"{delivery}?mailbox={COURT}")
     view = json.loads(body)
     assert (status, view["message"], view["read_as"]) == (200, "Glej prilogo.", COURT)
-    status, data, _ = await get(server, "delegate", f"{delivery}/parts/0?mailbox={COURT}")
+    # the links given carry the party chosen: following them reads as the court still
+    status, data, _ = await get(server, "delegate", view["parts"][0]["href"])
     assert (status, data) == (200, PDF)
     assert await handovers(server, did) == 0
     status, body, _ = await get(server, "delegate", f"{delivery}/evidence?mailbox={COURT}")
-    events = [e["event"] for e in json.loads(body)["evidence"]]
-    assert "SubmissionAcceptance" in events  # the sender's evidence, which names every recipient
+    listed = json.loads(body)["evidence"]
+    assert "SubmissionAcceptance" in [e["event"] for e in listed]  # the sender's, naming all
+    for item in listed:
+        status, _, _ = await get(server, "delegate", item["href"])
+        assert status == 200, item
 
     status, document, rid = await _receipt(server, "delegate", did)
     assert status == 200 and did.encode() in document

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from urllib.parse import quote
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
@@ -91,7 +92,9 @@ def _listed(d: ListedDelivery) -> dict[str, object]:
     }
 
 
-def _delivery(d: DeliveryRow, content_visible: bool, recipient: str | None) -> dict[str, object]:
+def _delivery(
+    d: DeliveryRow, content_visible: bool, recipient: str | None, suffix: str = ""
+) -> dict[str, object]:
     body: dict[str, object] = {
         "delivery_id": str(d.delivery_id),
         "kind": d.kind,
@@ -119,7 +122,7 @@ def _delivery(d: DeliveryRow, content_visible: bool, recipient: str | None) -> d
                 "media_type": p.media_type,
                 "size": p.size,
                 "sha256": p.sha256,
-                "href": f"/api/v1/deliveries/{d.delivery_id}/parts/{p.part_no}",
+                "href": f"/api/v1/deliveries/{d.delivery_id}/parts/{p.part_no}{suffix}",
                 "sender_signature": p.sender_signature,
             }
             for p in d.parts
@@ -176,11 +179,18 @@ def _read_as(request: web.Request) -> str | None:
     return request.query.get("mailbox")
 
 
+def _same_party(request: web.Request) -> str:
+    """The query the links of an answer carry, so that following them reads as the same
+    party (without it, a part link from the sender's view handed the content over)."""
+    named = _read_as(request)
+    return "" if named is None else f"?mailbox={quote(named, safe='@')}"
+
+
 async def show(request: web.Request) -> web.Response:
     view = await services(request).delivery_access.view(
         request.match_info["id"], principal(request).check, _read_as(request)
     )
-    body = _delivery(view.delivery, view.content_visible, view.recipient)
+    body = _delivery(view.delivery, view.content_visible, view.recipient, _same_party(request))
     body["read_as"] = view.recipient or view.delivery.sender_address
     return web.json_response(body)
 
@@ -212,6 +222,7 @@ async def evidence_list(request: web.Request) -> web.Response:
     rows = await services(request).delivery_access.evidence_list(
         request.match_info["id"], principal(request).check, _read_as(request)
     )
+    suffix = _same_party(request)
     return web.json_response(
         {
             "evidence": [
@@ -222,7 +233,7 @@ async def evidence_list(request: web.Request) -> web.Response:
                     "event_time": r.event_time.isoformat(),
                     "sha256": r.sha256,
                     "qualified": r.qualified,
-                    "href": f"/api/v1/deliveries/{r.delivery_id}/evidence/{r.evidence_id}",
+                    "href": f"/api/v1/deliveries/{r.delivery_id}/evidence/{r.evidence_id}" + suffix,
                 }
                 for r in rows
             ]
