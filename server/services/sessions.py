@@ -21,9 +21,10 @@ from ..store.sessions import SessionRow, SessionStore
 from ..trust.validation import CertificateCheck
 from .authentication import Authenticator, fingerprint
 
-#: How finely a session's last activity is recorded (R1.6). An unrecorded request is
-#: less than this after the recorded one, so an idle session ends up to this much before
-#: the idle time has passed since its last request — never after.
+#: How finely a session's last activity is recorded (R1.6), at most (a 30th of a shorter
+#: idle time). An unrecorded request is less than this after the recorded one, so an idle
+#: session ends up to this much before the idle time has passed since its last request —
+#: never after.
 SEEN_STEP = timedelta(minutes=1)
 
 
@@ -92,7 +93,7 @@ class SessionService:
         # Bookkeeping in the application's clock, like the interval it is compared with;
         # written only when it moves the idle deadline by a step (or a check was made), so
         # a page and its requests do not each pay a durable UPDATE.
-        if due or now - row.last_seen_at >= SEEN_STEP:
+        if due or now - row.last_seen_at >= min(SEEN_STEP, self._idle / 30):
             await self._store.touch(digest, now, now if due else row.validated_at)
         return OpenSession(None, row, check)
 

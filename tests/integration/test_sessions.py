@@ -252,3 +252,19 @@ async def test_r9_1_a_session_starts_and_ends_only_with_its_audit_record(
         assert await counts() == (1, 0, 1)  # still open, as the trail says
         assert await logout() == 204
         assert await counts() == (1, 1, 2)
+
+
+async def test_r1_6_a_short_idle_time_records_activity_more_finely(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """With a 60 s idle time the minute step would never record a request, and a busy
+    session would end 60 s after login: the step is at most a 30th of the idle time."""
+    settings = make_settings(dev_pki, database_url, session_idle_seconds=60)
+    async with running_server(settings, dev_pki) as server, server.client("qualified") as client:
+        first = await _login(server, client)
+        for _ in range(6):  # three minutes of a request every 30 s
+            server.clock.advance(timedelta(seconds=30))
+            assert (await _login(server, client))["csrf_token"] == first["csrf_token"]
+        server.clock.advance(timedelta(seconds=60))
+        async with client.get("/api/v1/session") as response:
+            assert (await response.json(content_type=None))["reason"] == "session_expired"
