@@ -104,9 +104,6 @@ def checked_metadata(access: Access, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["MAX_METADATA", "checked_metadata", "read_all", "read_metadata", "recipient_addresses"]
-
-
 def file_name_refused(name: str) -> bool:
     """Whether a part's file name cannot be kept as it was sent: a control character
     (CR/LF broke the download's header, and XML cannot carry most of them, so sealing the
@@ -115,3 +112,13 @@ def file_name_refused(name: str) -> bool:
     if not storable(name) or "\ufffe" in name or "\uffff" in name:
         return True
     return any(unicodedata.category(c) == "Cc" for c in name)
+
+
+__all__ = [
+    "MAX_METADATA",
+    "checked_metadata",
+    "file_name_refused",
+    "read_all",
+    "read_metadata",
+    "recipient_addresses",
+]
