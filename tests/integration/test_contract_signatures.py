@@ -308,8 +308,10 @@ async def test_r2_1_two_signatures_are_refused(
         b"%PDF-1.7\n%garbage",
         b"-----BEGIN PKCS7-----\nbm90IGEgQ01T\n-----END PKCS7-----\n",
         bytes(MAX_SUBMISSION_BYTES + 1),
+        # an offset of thousands of digits: int() of it raised ValueError (a 500)
+        b"%PDF-1.7\n/ByteRange [0 1 2 " + b"9" * 5000 + b"]\n%%EOF\n",
     ],
-    ids=["text", "empty", "pdf-header", "pem", "too-big"],
+    ids=["text", "empty", "pdf-header", "pem", "too-big", "absurd-byte-range"],
 )
 async def test_r2_1_garbage_is_malformed(
     checker: CertificateChecker, issued: bytes, garbage: bytes
