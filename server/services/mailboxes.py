@@ -107,6 +107,15 @@ class MailboxService:
                 "The mailbox is closed; read-only access may be granted on written request.",
                 "mailbox_closed",
             )
+        if (
+            mailbox.state == "readonly"
+            and mailbox.readonly_until is not None
+            and mailbox.readonly_until <= self._clock.now()
+        ):
+            # R8.4: the grant ends at its time, not when the post-termination job next runs
+            raise Refused(
+                "The read-only access granted after termination has ended.", "readonly_ended"
+            )
         if enrolled and check.facts.fingerprint not in membership.certificates:
             raise Refused(
                 "This certificate is not yet enrolled for the mailbox: add it with the "

@@ -35,6 +35,8 @@ class Mailbox:
     admin_locked_until: datetime | None
     paper_contract_received_at: datetime | None
     created_at: datetime
+    #: R8.4: the end of read-only access after termination (state ``readonly``)
+    readonly_until: datetime | None = None
 
 
 @dataclass(frozen=True)

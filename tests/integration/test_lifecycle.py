@@ -309,7 +309,11 @@ async def test_r8_3_r8_4_signed_closure_then_read_only_access_until_its_date(
 
     server.clock.set(until - timedelta(seconds=1))
     assert await run_job(server, "post-termination") == 0
+    assert (await get(server, "delegate", f"{base}/inbox"))[0] == 200
     server.clock.set(until)
+    # the grant is over at its time, before the job has closed the mailbox again
+    status, body, _ = await get(server, "delegate", f"{base}/inbox")
+    assert (status, json.loads(body)["reason"]) == (403, "readonly_ended")
     assert await run_job(server, "post-termination") == 1
     assert await state(server, DEJAN) == "closed"
     status, body, _ = await get(server, "delegate", f"{base}/inbox")
