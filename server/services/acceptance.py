@@ -38,8 +38,8 @@ from ..trust.signatures import SignatureCheck, verify_signed_contract
 from ..trust.validation import CertificateCheck, CertificateChecker
 from ..trust.xades_document import XadesCheck, verify_enveloped_xades
 from .delivery_access import DeliveryAccessService
+from .delivery_events import later_event, new_evidence
 from .mailboxes import MailboxService, Need
-from .submission import later_event, new_evidence
 
 if TYPE_CHECKING:
     from ..store.db import Connection

@@ -26,8 +26,8 @@ from ..receipts import ReceiptIssuer
 from ..store.deliveries import DeliveryRow, DeliveryStore, EvidenceRow, ListedDelivery, PartRow
 from ..store.mailboxes import MailboxStore
 from ..trust.validation import CertificateCheck
+from .delivery_events import later_event, new_evidence, stored_part
 from .mailboxes import Access, MailboxService, Need
-from .submission import later_event, new_evidence, stored_part
 
 #: States in which the recipient may read the content.
 RELEASED = ("consigned", "accepted", "deemed_served")

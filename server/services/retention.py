@@ -26,9 +26,9 @@ from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence
 from ..store.mailboxes import MailboxStore
 from ..store.retention import RetentionStore
 from ..trust.validation import CertificateCheck
+from .delivery_events import later_event, new_evidence
 from .lifecycle import add_months
 from .mailboxes import MailboxService, Need
-from .submission import later_event, new_evidence
 
 log = logging.getLogger(__name__)
 
