@@ -33,6 +33,13 @@ class DirectoryService:
             raise BadRequest(f"Search with at least {MIN_QUERY} characters.", "query_too_short")
         if len(text) > MAX_QUERY:
             raise BadRequest(f"Search with at most {MAX_QUERY} characters.", "query_too_long")
+        await self.take_lookup(check)
+        return await self._store.search(text, MAX_RESULTS)
+
+    async def take_lookup(self, check: CertificateCheck) -> None:
+        """Count one lookup for the person, or raise :class:`RateLimited` past the limit.
+        A submission refused for unknown recipients counts too: it says which addresses
+        exist, so without the limit it was a way round the directory's (R4.2, R4.3)."""
         now = self._clock.now()
         blocked_until = await self._store.take_lookup(
             check.facts.person_id, now, WINDOW, self._limit
@@ -42,7 +49,6 @@ class DirectoryService:
             raise RateLimited(
                 f"At most {self._limit} directory lookups an hour (R4.3).", retry_after=wait
             )
-        return await self._store.search(text, MAX_RESULTS)
 
     async def reference_list(self) -> list[str]:
         return await self._store.reference_list()

@@ -38,6 +38,7 @@ from ..settings import Settings
 from ..store.deliveries import DeliveryStore, NewEvidence, PartRow
 from ..store.submission_writer import OutcomeUnknown
 from ..store.submissions import NewSubmission, RecipientInactive, SenderRefused
+from ..trust.validation import CertificateCheck
 from ..validate import validate
 from .delivery_events import new_evidence, stored_part
 from .mailboxes import Access
@@ -51,6 +52,8 @@ from .submission_metadata import (
 
 #: Authorises the sender, reading the named recipients' mailboxes with it.
 Authorize = Callable[[Sequence[str]], Awaitable[Access]]
+#: Counts a directory lookup for the person, raising past the limit (R4.3).
+Lookups = Callable[[CertificateCheck], Awaitable[None]]
 
 if TYPE_CHECKING:
     from .wind_down import WindDownGate
@@ -88,6 +91,7 @@ class SubmissionService:
         sealer: EvidenceSealer,
         anchors: Sequence[x509.Certificate] = (),
         wind_down: WindDownGate | None = None,
+        lookups: Lookups | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -96,9 +100,16 @@ class SubmissionService:
         self._sealer = sealer
         self._anchors = list(anchors)
         self._wind_down = wind_down
+        self._lookups = lookups
 
     async def _metadata(self, access: Access, body: dict[str, Any]) -> dict[str, Any]:
-        meta = checked_metadata(access, body)
+        try:
+            meta = checked_metadata(access, body)
+        except InvalidFields as exc:
+            unknown = any(e.get("reason") == "unknown_recipient" for e in exc.errors)
+            if unknown and self._lookups is not None:
+                await self._lookups(access.check)  # R4.3: it told which addresses exist
+            raise
         if meta["kind"] == "return_receipt" and not access.mailbox.public_body:
             raise Refused(
                 "Only a public body may send a return-receipt delivery (R5.2).",

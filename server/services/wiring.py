@@ -88,6 +88,7 @@ def build_services(
     reading = DeliveryAccessService(
         clock, deliveries, mailboxes, members, content, sealer, receipts
     )
+    directory = DirectoryService(DirectoryStore(pool), clock, settings.directory_lookups_per_hour)
     return Services(
         settings=settings,
         clock=clock,
@@ -113,9 +114,7 @@ def build_services(
         ),
         mailboxes=members,
         settings_service=SettingsService(clock, mailboxes, contacts, outbox),
-        directory=DirectoryService(
-            DirectoryStore(pool), clock, settings.directory_lookups_per_hour
-        ),
+        directory=directory,
         operator=OperatorService(clock, mailboxes),
         submission=SubmissionService(
             settings,
@@ -125,6 +124,7 @@ def build_services(
             sealer,
             load_anchors(settings.anchor_paths),
             wind_down=gate,
+            lookups=directory.take_lookup,
         ),
         delivery_access=reading,
         acceptance=AcceptanceService(

@@ -328,3 +328,26 @@ async def test_r3_2_an_upload_that_keeps_its_rights_is_committed(
 
     status, body = await _upload_while(server, "sender", meanwhile, monkeypatch)
     assert (status, body["to"]) == (201, [DEJAN]), body
+
+
+async def test_r4_3_refusals_naming_unknown_recipients_count_as_directory_lookups(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """A refusal that says which of up to 50 addresses exist is a directory lookup: it
+    counts against the same hourly limit, or unlisted natural persons (R4.2) could be
+    found 50 at a time with no limit at all."""
+    settings = make_settings(dev_pki, database_url, directory_lookups_per_hour=2)
+    async with running_server(settings, dev_pki) as server:
+        await open_delivery_world(server)
+        before = await _state(server)
+        for _ in range(2):
+            status, body = await send(server, "qualified-qscd", COURT, [DEJAN, "nobody@vep.si"])
+            assert status == 422
+            assert {"field": "to[1]", "reason": "unknown_recipient"} in body["errors"], body
+        status, body = await send(server, "qualified-qscd", COURT, [DEJAN, "nobody@vep.si"])
+        assert (status, body["reason"]) == (429, "rate_limited"), body
+        status, _, headers = await get(server, "qualified-qscd", "/api/v1/directory?q=dejan")
+        assert status == 429 and int(headers["Retry-After"]) > 0  # the same budget
+        assert await _state(server) == before
+        # deliveries to known recipients are no lookups, and go on
+        assert (await send(server, "qualified-qscd", COURT, [DEJAN]))[0] == 201
