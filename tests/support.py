@@ -119,3 +119,22 @@ def assert_schema(name: str, body: object) -> None:
     validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(body), key=str)
     assert not errors, [e.message for e in errors]
+
+
+@asynccontextmanager
+async def audit_head_removed(pool: Any) -> AsyncIterator[None]:
+    """The audit chain unable to take a record (its head row gone, migration 0009) for
+    the block, and as it was afterwards: what must commit with its audit record commits
+    not at all meanwhile (R9.1)."""
+    head = await pool.fetchrow("SELECT seq, prev_hash, hash FROM audit_head")
+    assert head is not None
+    await pool.execute("DELETE FROM audit_head")
+    try:
+        yield
+    finally:
+        await pool.execute(
+            "INSERT INTO audit_head (seq, prev_hash, hash) VALUES ($1, $2, $3)",
+            head["seq"],
+            head["prev_hash"],
+            head["hash"],
+        )

@@ -10,7 +10,13 @@ import aiohttp
 import pytest
 
 from tests.conftest import PkiService
-from tests.support import assert_schema, make_settings, proxy_header, running_server
+from tests.support import (
+    assert_schema,
+    audit_head_removed,
+    make_settings,
+    proxy_header,
+    running_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -212,17 +218,10 @@ async def test_r9_1_a_login_is_recorded_only_with_its_audit_record(
             assert row is not None
             return row["persons"], row["certificates"], row["audited"]
 
-        head = await pool.fetchrow("SELECT seq, prev_hash, hash FROM audit_head")
-        assert head is not None
-        await pool.execute("DELETE FROM audit_head")
-        try:
+        async with audit_head_removed(pool):
             async with client.get("/api/v1/session") as response:
                 assert response.status == 500
             assert await recorded() == (0, 0, 0)
-        finally:
-            await pool.execute(
-                "INSERT INTO audit_head (seq, prev_hash, hash) VALUES ($1, $2, $3)", *head
-            )
         async with client.get("/api/v1/session") as response:
             assert response.status == 200
         assert await recorded() == (1, 1, 1)

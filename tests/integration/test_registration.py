@@ -19,7 +19,13 @@ from tests.mailbox_support import (
     sign,
     start,
 )
-from tests.support import RunningServer, assert_schema, make_settings, running_server
+from tests.support import (
+    RunningServer,
+    assert_schema,
+    audit_head_removed,
+    make_settings,
+    running_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -137,20 +143,10 @@ async def test_r2_3_the_paper_contract_and_the_opening_commit_together(
     await open_mailbox(server, "delegate", legal("primer"))
     pool = server.services.pool
     operator = OperatorService(server.clock, MailboxStore(pool, server.services.audit))
-    head = await pool.fetchrow("SELECT * FROM audit_head")
-    assert head is not None
-    await pool.execute("DELETE FROM audit_head")
-    try:
+    async with audit_head_removed(pool):
         with pytest.raises(AuditHeadMissing):
             await operator.contract_received("primer@vep.si", "maja")
         assert await _contract_facts(server) == ("temporary", None, 0)
-    finally:
-        await pool.execute(
-            "INSERT INTO audit_head (seq, prev_hash, hash) VALUES ($1, $2, $3)",
-            head["seq"],
-            head["prev_hash"],
-            head["hash"],
-        )
     assert await operator.contract_received("primer@vep.si", "maja") == "active"
     state, received, audited = await _contract_facts(server)
     assert (state, received, audited) == ("active", server.clock.now(), 1)

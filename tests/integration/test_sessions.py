@@ -12,7 +12,7 @@ from yarl import URL
 
 from server.http.context import SESSION_COOKIE
 from tests.conftest import PkiService
-from tests.support import RunningServer, make_settings, running_server
+from tests.support import RunningServer, audit_head_removed, make_settings, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -218,17 +218,8 @@ async def test_r9_1_a_session_starts_and_ends_only_with_its_audit_record(
             return row["opened"], row["ended"], row["audited"]
 
         async def without_audit_head(request):  # type: ignore[no-untyped-def]
-            head = await pool.fetchrow("SELECT * FROM audit_head")
-            await pool.execute("DELETE FROM audit_head")
-            try:
+            async with audit_head_removed(pool):
                 return await request()
-            finally:
-                await pool.execute(
-                    "INSERT INTO audit_head (seq, prev_hash, hash) VALUES ($1, $2, $3)",
-                    head["seq"],
-                    head["prev_hash"],
-                    head["hash"],
-                )
 
         async def session() -> int:
             async with client.get("/api/v1/session") as response:
