@@ -58,6 +58,8 @@ Lookups = Callable[[CertificateCheck], Awaitable[None]]
 if TYPE_CHECKING:
     from .wind_down import WindDownGate
 
+#: Refusals that tell whether an address is a mailbox (R4.3 counts them as lookups).
+_EXISTENCE = frozenset({"unknown_recipient", "recipient_not_active"})
 #: A signed part is read back to verify its signature; larger signed parts are refused.
 MAX_SIGNED_PART = 20 * 1024 * 1024
 MAX_SIGNATURE = 1024 * 1024
@@ -106,8 +108,8 @@ class SubmissionService:
         try:
             meta = checked_metadata(access, body)
         except InvalidFields as exc:
-            unknown = any(e.get("reason") == "unknown_recipient" for e in exc.errors)
-            if unknown and self._lookups is not None:
+            told = any(e.get("reason") in _EXISTENCE for e in exc.errors)
+            if told and self._lookups is not None:
                 await self._lookups(access.check)  # R4.3: it told which addresses exist
             raise
         if meta["kind"] == "return_receipt" and not access.mailbox.public_body:

@@ -339,11 +339,12 @@ async def test_r4_3_refusals_naming_unknown_recipients_count_as_directory_lookup
     settings = make_settings(dev_pki, database_url, directory_lookups_per_hour=2)
     async with running_server(settings, dev_pki) as server:
         await open_delivery_world(server)
+        await _set_state(server, BOJAN, "suspended")  # exists, not active: as telling
         before = await _state(server)
-        for _ in range(2):
-            status, body = await send(server, "qualified-qscd", COURT, [DEJAN, "nobody@vep.si"])
+        for to, reason in (("nobody@vep.si", "unknown_recipient"), (BOJAN, "recipient_not_active")):
+            status, body = await send(server, "qualified-qscd", COURT, [DEJAN, to])
             assert status == 422
-            assert {"field": "to[1]", "reason": "unknown_recipient"} in body["errors"], body
+            assert {"field": "to[1]", "reason": reason} in body["errors"], body
         status, body = await send(server, "qualified-qscd", COURT, [DEJAN, "nobody@vep.si"])
         assert (status, body["reason"]) == (429, "rate_limited"), body
         status, _, headers = await get(server, "qualified-qscd", "/api/v1/directory?q=dejan")
