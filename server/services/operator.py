@@ -18,8 +18,15 @@ class OperatorService:
         mailbox = await self._mailboxes.get(address)
         if mailbox is None:
             raise NotFound(f"No mailbox {address}.")
-        changed = await self._mailboxes.activate_on_paper_contract(
-            address, self._clock.now(), actor
+        now = self._clock.now()
+        changed = await self._mailboxes.change_state(
+            address,
+            "active",
+            now,
+            actor,
+            "signed paper contract received (R2.3)",
+            expect=("temporary",),
+            paper_contract_at=now,
         )
         if changed is None:
             raise Conflict(

@@ -160,8 +160,13 @@ class MailboxStore:
         actor: str,
         reason: str,
         expect: tuple[str, ...] | None = None,
+        paper_contract_at: datetime | None = None,
     ) -> StateChange | None:
-        """Move to ``to_state`` and record why (R3.3); None when not in an ``expect`` state."""
+        """Move to ``to_state`` and record why (R3.3); None, with nothing written, when
+        not in an ``expect`` state. ``paper_contract_at`` records the signed paper contract
+        with the move it causes (R2.3), unless one was recorded before: recorded apart, a
+        stop between the two — or a mailbox already suspended — left the date set,
+        unaudited, on a mailbox that no job would then suspend or open."""
         async with self._pool.acquire() as conn, conn.transaction():
             current = await conn.fetchval(
                 # NO KEY UPDATE: see LifecycleStore.transition (no deadlock with submissions)
@@ -171,36 +176,14 @@ class MailboxStore:
             if current is None or (expect is not None and current not in expect):
                 return None
             await conn.execute(
-                "UPDATE mailboxes SET state = $2 WHERE address = $1", address, to_state
-            )
-            change = StateChange(address, current, to_state, at, actor, reason)
-            await record_state_change(conn, self._audit, change)
-        return change
-
-    async def activate_on_paper_contract(
-        self, address: str, at: datetime, actor: str
-    ) -> StateChange | None:
-        """R2.3: record the signed paper contract and open the temporary mailbox, in one
-        transaction with its state history and audit record; None, with nothing written,
-        when the mailbox is not temporary. (Recorded apart, a stop between the two — or a
-        mailbox already suspended — left the date set, unaudited, on a mailbox that no job
-        would then suspend or open.)"""
-        async with self._pool.acquire() as conn, conn.transaction():
-            current = await conn.fetchval(
-                "SELECT state FROM mailboxes WHERE address = $1 FOR NO KEY UPDATE", address
-            )
-            if current != "temporary":
-                return None
-            await conn.execute(
-                """UPDATE mailboxes SET state = 'active',
-                          paper_contract_received_at = coalesce(paper_contract_received_at, $2)
+                """UPDATE mailboxes SET state = $2,
+                          paper_contract_received_at = coalesce(paper_contract_received_at, $3)
                     WHERE address = $1""",
                 address,
-                at,
+                to_state,
+                paper_contract_at,
             )
-            change = StateChange(
-                address, current, "active", at, actor, "signed paper contract received (R2.3)"
-            )
+            change = StateChange(address, current, to_state, at, actor, reason)
             await record_state_change(conn, self._audit, change)
         return change
 
