@@ -47,6 +47,6 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 MALFORMED = (ValueError, HttpProcessingError)
 
 
-def malformed_multipart(exc: Exception) -> BadRequest:
-    """The 400 for one of :data:`MALFORMED` (its text is aiohttp's, not repeated)."""
+def malformed_multipart() -> BadRequest:
+    """The 400 for one of :data:`MALFORMED` (aiohttp's text is not repeated)."""
     return BadRequest("The multipart body is malformed.", "malformed_multipart")

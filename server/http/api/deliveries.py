@@ -55,8 +55,8 @@ async def _incoming(request: web.Request) -> AsyncIterator[IncomingPart]:
     while True:
         try:
             part = await reader.next()
-        except MALFORMED as exc:
-            raise malformed_multipart(exc) from None
+        except MALFORMED:
+            raise malformed_multipart() from None
         if part is None:
             return
         if not isinstance(part, BodyPartReader):
@@ -66,8 +66,8 @@ async def _incoming(request: web.Request) -> AsyncIterator[IncomingPart]:
             while True:
                 try:
                     chunk = await p.read_chunk(CHUNK)
-                except MALFORMED as exc:
-                    raise malformed_multipart(exc) from None
+                except MALFORMED:
+                    raise malformed_multipart() from None
                 if not chunk:
                     return
                 yield chunk

@@ -60,8 +60,8 @@ async def _read(request: web.Request) -> tuple[bytes, bytes | None]:
                 parts[part.name] = await _read_part(part)
             else:
                 await part.release()
-    except MALFORMED as exc:
-        raise malformed_multipart(exc) from None
+    except MALFORMED:
+        raise malformed_multipart() from None
     if "file" not in parts:
         raise BadRequest("Send the file to validate in a part named 'file'.", "missing_file")
     return parts["file"], parts.get("content")
