@@ -27,6 +27,7 @@ from ..store.deliveries import DeliveryRow, DeliveryStore, EvidenceRow, ListedDe
 from ..store.mailboxes import MailboxStore
 from ..trust.validation import CertificateCheck
 from .delivery_events import later_event, new_evidence, stored_part
+from .fields import mailbox_address
 from .mailboxes import Access, MailboxService, Need
 
 #: States in which the recipient may read the content.
@@ -125,7 +126,7 @@ class DeliveryAccessService:
         parties = [r.recipient_address for r in delivery.recipients]
         parties.append(delivery.sender_address)
         if mailbox is not None:
-            parties = [p for p in parties if p == mailbox.strip().lower()]
+            parties = [p for p in parties if p == mailbox_address(mailbox)]
         mine = {a.address for a in await self._members.accessible(check)}
         for address in parties:
             if address not in mine or await self._reader(address, check) is None:

@@ -100,6 +100,11 @@ def text(value: Any) -> str:
     return result
 
 
+def mailbox_address(value: str) -> str:
+    """A mailbox address as it is stored and compared: trimmed, in lower case."""
+    return value.strip().lower()
+
+
 def local_part(value: Any) -> str:
     result = _string(value)
     if not LOCAL_PART.match(result):

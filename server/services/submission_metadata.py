@@ -59,7 +59,7 @@ def recipient_addresses(to: Any) -> list[str]:
     is refused anyway: no lookups for those."""
     if _to_refused(to) is not None:
         return []
-    return list(dict.fromkeys(a.strip().lower() for a in to))
+    return list(dict.fromkeys(f.mailbox_address(a) for a in to))
 
 
 def checked_metadata(access: Access, body: dict[str, Any]) -> dict[str, Any]:
