@@ -14,19 +14,10 @@ import json
 
 import pytest
 
-from tests.conftest import PkiService
 from tests.integration.test_deliveries import COURT, DEJAN, PDF, send
-from tests.mailbox_support import open_delivery_world
-from tests.support import RunningServer, make_settings, running_server
+from tests.support import RunningServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
-    async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
-        await open_delivery_world(running)
-        yield running
 
 
 async def fetch(server: RunningServer, path: str, site: str | None) -> tuple[int, bytes]:

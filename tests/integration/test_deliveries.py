@@ -26,7 +26,6 @@ from tests.conftest import PkiService
 from tests.mailbox_support import (
     legal,
     natural,
-    open_delivery_world,
     open_mailbox,
     sample_contract_pdf,
 )
@@ -37,13 +36,6 @@ COURT = "primer@vep.si"  # flagged a public body by the operator
 DEJAN = "dejan@vep.si"  # LoA high (QSCD)
 BOJAN = "bojan@vep.si"  # LoA substantial
 PDF = b"%PDF-1.4\n% sodba / judgment\n" + bytes(range(256)) * 64 + b"\n%%EOF\n"
-
-
-@pytest.fixture
-async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
-    async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
-        await open_delivery_world(running)
-        yield running
 
 
 def _form(meta: dict[str, Any], files: list[tuple[str, bytes, str]]) -> aiohttp.FormData:

@@ -23,13 +23,6 @@ from tests.support import RunningServer, make_settings, running_server
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
-    async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
-        await open_delivery_world(running)
-        yield running
-
-
 async def _set_state(server: RunningServer, address: str, state: str) -> None:
     await server.services.pool.execute(
         "UPDATE mailboxes SET state = $2 WHERE address = $1", address, state

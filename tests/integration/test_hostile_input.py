@@ -17,21 +17,13 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from tests.conftest import PkiService
 from tests.integration.test_deliveries import COURT, DEJAN, PDF, _state, send
-from tests.mailbox_support import natural, open_delivery_world
-from tests.support import RunningServer, make_settings, running_server
+from tests.mailbox_support import natural
+from tests.support import RunningServer
 
 pytestmark = pytest.mark.integration
 
 DELIVERIES = f"/api/v1/mailboxes/{COURT}/deliveries"
-
-
-@pytest.fixture
-async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
-    async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
-        await open_delivery_world(running)
-        yield running
 
 
 async def request(

@@ -29,19 +29,12 @@ from tests.integration.test_deliveries import (
     send,
     xmlsec_verify,
 )
-from tests.mailbox_support import add_delegate, legal, natural, open_delivery_world, open_mailbox
-from tests.support import RunningServer, make_settings, running_server
+from tests.mailbox_support import add_delegate, legal, natural, open_mailbox
+from tests.support import RunningServer
 
 pytestmark = pytest.mark.integration
 
 MOJCA = "mojca@vep.si"  # revocable-mailbox: her only certificate gets revoked
-
-
-@pytest.fixture
-async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
-    async with running_server(make_settings(dev_pki, database_url), dev_pki) as running:
-        await open_delivery_world(running)
-        yield running
 
 
 async def run_job(server: RunningServer, name: str) -> int:
