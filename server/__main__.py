@@ -111,6 +111,15 @@ def cmd_dev_pki(args: argparse.Namespace) -> int:
             f"vep: development PKI written to {pki.directory} "
             f"(persons as .pem/.key/.p12, PKCS#12 password 'vep'; service {url_prefix})"
         )
+        if existing is not None:
+            # The same serial numbers with new signatures: a database that saw the old
+            # certificates refuses these (serial_reused, RFC 5280 §4.1.2.2).
+            print(
+                "vep: the certificates were re-issued under their old serial numbers; "
+                "a database that saw the old ones refuses them (serial_reused): "
+                "start from a fresh one (make distclean)",
+                file=sys.stderr,
+            )
         return 0
     from aiohttp import web
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..clock import Clock
 from ..errors import CertificateRefused
 from ..store.audit import AuditStore
-from ..store.persons import PersonStore
+from ..store.persons import PersonStore, SerialReused
 from ..trust.certs import parse
 from ..trust.validation import CertificateCheck
 
@@ -90,6 +90,7 @@ class Authenticator:
             return entry.outcome
         try:
             check = await self._checker.check(certificate_der)
+            await self._record_login(check, key, peer, now)
         except CertificateRefused as exc:
             await self._audit_refusal(certificate_der, key, exc, peer, now)
             if exc.reason not in _NOT_CACHED:
@@ -97,6 +98,19 @@ class Authenticator:
             else:
                 self._cache.pop(key, None)
             raise
+        self._remember(key, _Entry(now, check))
+        return check
+
+    async def _record_login(
+        self, check: CertificateCheck, key: str, peer: str | None, now: datetime
+    ) -> None:
+        """The person and certificate with the login's audit record (R1.4, R9.1).
+
+        A certificate whose issuer and serial number another certificate already holds is
+        refused (``serial_reused``): revocation names a certificate by that pair alone
+        (RFC 5280 §4.1.2.2, §5.3), so one of the two could never be revoked apart from the
+        other — a CA's mis-issuance or a forgery, and in development a re-issued dev PKI
+        against an old database."""
         details = {
             "fingerprint": key,
             "issuer": check.facts.issuer,
@@ -109,9 +123,15 @@ class Authenticator:
             person = check.facts.person_id
             await self._audit.append(now, person, "auth.certificate", "success", details, conn=conn)
 
-        await self._persons.record_login(check.facts, check.loa.value, now, audited)
-        self._remember(key, _Entry(now, check))
-        return check
+        try:
+            await self._persons.record_login(check.facts, check.loa.value, now, audited)
+        except SerialReused as exc:
+            raise CertificateRefused(
+                "serial_reused",
+                "Another certificate with this issuer and serial number is already on record; "
+                "a CA must never reuse a serial number, so this certificate is refused.",
+                known_fingerprint=exc.known,
+            ) from None
 
     async def recheck(self, certificate_der: bytes, actor: str) -> CertificateRefused | None:
         """A fresh check for a job (R1.3, the ``sessions`` job): the refusal, or None.
