@@ -144,6 +144,11 @@ class DeliveryAccessService:
         delivery = view.delivery
         if delivery.content_purged_at is not None:
             raise Refused("The content was deleted after its retention period.", "purged")
+        if delivery.deleted_for(view.recipient) is not None:
+            raise Refused(
+                "The content was deleted from this mailbox at its subscriber's request (R8.1).",
+                "deleted",
+            )
         if not view.content_visible:
             raise Refused(
                 "Accept the delivery first: sign the return receipt (R5.3).", "not_accepted"

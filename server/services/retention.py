@@ -2,11 +2,13 @@
 
 The ``retention`` job disposes of content whose every recipient received it at least the
 retention period ago (a setting, 3 months or more). Earlier only on the subscriber's
-explicit request (``DELETE /api/v1/deliveries/{id}/content``): a member with ``manage`` of
-the sender's or a recipient's mailbox, and only once every recipient has the content
-(downloaded it: ContentHandover) or refused it. Each disposal issues, per recipient, a
-sealed and time-stamped ``ContentDisposition`` record — our own event type, in our
-evidence XSD — which names only that recipient, as every later event does.
+explicit request (``DELETE /api/v1/deliveries/{id}/content``), and for that subscriber's
+mailbox only: a member with ``manage`` of the sender's mailbox once every recipient has the
+content (downloaded it: ContentHandover) or refused it, of a recipient's mailbox once that
+recipient has it. The one sealed copy is disposed of when the sender and every recipient
+have asked — one party's request never takes the others' copy. Each disposal issues, per
+recipient, a sealed and time-stamped ``ContentDisposition`` record — our own event type, in
+our evidence XSD — which names only that recipient, as every later event does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from ..clock import Clock
@@ -22,11 +25,12 @@ from ..errors import Conflict, NotFound, Refused
 from ..evidence.model import EventName, Party
 from ..evidence.seal import EvidenceSealer
 from ..settings import Settings
-from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence
+from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, RecipientRow
 from ..store.mailboxes import MailboxStore
-from ..store.retention import RetentionStore
+from ..store.retention import AlreadyDeleted, ContentGone, RetentionStore
 from ..trust.validation import CertificateCheck
 from .delivery_events import later_event, new_evidence
+from .fields import mailbox_address
 from .lifecycle import add_months
 from .mailboxes import MailboxService, Need
 
@@ -35,9 +39,25 @@ log = logging.getLogger(__name__)
 Done = Callable[[int], Awaitable[None]]
 _REASONS = {
     "retention": "the retention period after receipt has ended (R8.1)",
-    "subscriber_request": "deleted on the subscriber's explicit request (R8.1)",
+    "subscriber_request": "deleted on the explicit request of the sender and of every "
+    "recipient (R8.1)",
     "cessation": "the provider ceased operation (R8.1, R8.5)",
 }
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """A party's early deletion (R8.1): whose copy, when, and when the content itself was
+    disposed of (None while another party keeps it)."""
+
+    mailbox: str
+    deleted_at: datetime
+    content_purged_at: datetime | None
+
+
+def _has_it(row: RecipientRow) -> bool:
+    """The recipient downloaded the content (ContentHandover) or refused it."""
+    return row.handed_over_at is not None or row.state == "rejected"
 
 
 class RetentionService:
@@ -76,43 +96,70 @@ class RetentionService:
                 break
         return count
 
-    async def purge_on_request(self, delivery_id: str, check: CertificateCheck) -> datetime:
-        """R8.1: the subscriber's explicit request, after the recipients have the content."""
+    async def purge_on_request(
+        self, delivery_id: str, check: CertificateCheck, mailbox: str | None = None
+    ) -> Deletion:
+        """R8.1: a subscriber's explicit request to delete the content from its mailbox
+        (``mailbox`` names the party when the caller manages several), after it has the
+        content; the copy goes once every party asked."""
         try:
             did = uuid.UUID(delivery_id)
         except ValueError:
             raise NotFound("No such delivery.") from None
         delivery = await self._deliveries.get(did)
-        if delivery is None or not await self._may_manage(delivery, check):
+        if delivery is None:
             raise NotFound("No such delivery.")
+        party = await self._managed_party(delivery, check, mailbox)
         if delivery.content_purged_at is not None:
             raise Conflict("The content was already deleted.", "purged")
-        waiting = [
-            r.recipient_address
-            for r in delivery.recipients
-            if r.handed_over_at is None and r.state != "rejected"
-        ]
+        if party == delivery.sender_address:
+            waiting = [r for r in delivery.recipients if not _has_it(r)]
+        else:
+            row = delivery.recipient(party)
+            waiting = [row] if row is not None and not _has_it(row) else []
         if waiting:
             raise Conflict(
-                "The content can be deleted only after every recipient has it (R8.1).",
+                "The content can be deleted only after the recipient has it (R8.1).",
                 "not_received",
                 waiting=len(waiting),
             )
         now = self._clock.now()
-        if not await self._purge(did, now, "subscriber_request", check.facts.person_id):
-            raise Conflict("The content was already deleted.", "purged")
-        return now
+        as_sender = party == delivery.sender_address
 
-    async def _may_manage(self, delivery: DeliveryRow, check: CertificateCheck) -> bool:
-        addresses = [delivery.sender_address] + [r.recipient_address for r in delivery.recipients]
+        async def records() -> list[NewEvidence]:
+            return await self._records(delivery, now, "subscriber_request")
+
+        try:
+            locators = await self._store.delete_for_party(
+                did, party, as_sender, now, check.facts.person_id, records
+            )
+        except ContentGone:
+            raise Conflict("The content was already deleted.", "purged") from None
+        except AlreadyDeleted:
+            raise Conflict(
+                "The content was already deleted from this mailbox.", "deleted"
+            ) from None
+        if locators is not None:
+            await self._delete_files(locators)
+        return Deletion(party, now, now if locators is not None else None)
+
+    async def _managed_party(
+        self, delivery: DeliveryRow, check: CertificateCheck, mailbox: str | None
+    ) -> str:
+        """The party whose copy the caller deletes: ``mailbox`` when named, else the first
+        recipient mailbox they manage, else the sender's (as :meth:`view` reads)."""
+        parties = [r.recipient_address for r in delivery.recipients]
+        parties.append(delivery.sender_address)
+        if mailbox is not None:
+            parties = [p for p in parties if p == mailbox_address(mailbox)]
         inactive = None
-        for address in addresses:
+        for address in parties:
             try:
                 access = await self._members.authorize(address, check, Need.MANAGE)
             except Refused:
                 continue
             if access.mailbox.state == "active":
-                return True
+                return address
             inactive = access.mailbox.state
         if inactive is not None:
             # R8.4: read-only access after termination deletes nothing
@@ -121,7 +168,7 @@ class RetentionService:
                 "mailbox_not_active",
                 state=inactive,
             )
-        return False
+        raise NotFound("No such delivery.")
 
     async def _purge(self, delivery_id: uuid.UUID, now: datetime, reason: str, actor: str) -> bool:
         async def records() -> list[NewEvidence]:
@@ -132,13 +179,16 @@ class RetentionService:
         locators = await self._store.purge(delivery_id, now, reason, actor, records)
         if locators is None:
             return False
+        await self._delete_files(locators)
+        return True
+
+    async def _delete_files(self, locators: list[str]) -> None:
         for locator in locators:
             try:
                 await self._content.delete(locator)
             except OSError:
                 # the sweep removes it: no live row refers to it any more
                 log.warning("content file not deleted after purge; left to the sweep")
-        return True
 
     async def _records(
         self, delivery: DeliveryRow, now: datetime, reason: str

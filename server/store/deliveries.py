@@ -50,6 +50,8 @@ class RecipientRow:
     decided_by: str | None
     acceptance_method: str | None
     handed_over_at: datetime | None
+    #: R8.1: when this recipient asked to delete the content from its mailbox.
+    content_deleted_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class DeliveryRow:
     sender_cert_serial: str
     parts: tuple[PartRow, ...]
     recipients: tuple[RecipientRow, ...]
+    #: R8.1: when the sender asked to delete the content from its mailbox.
+    sender_content_deleted_at: datetime | None = None
 
     @property
     def subject_sha256(self) -> str:
@@ -77,6 +81,14 @@ class DeliveryRow:
 
     def recipient(self, address: str) -> RecipientRow | None:
         return next((r for r in self.recipients if r.recipient_address == address), None)
+
+    def deleted_for(self, recipient: str | None) -> datetime | None:
+        """When the party (a recipient mailbox, or None for the sender) asked to delete
+        the content from its mailbox (R8.1), if it did."""
+        if recipient is None:
+            return self.sender_content_deleted_at
+        row = self.recipient(recipient)
+        return row.content_deleted_at if row is not None else None
 
 
 @dataclass(frozen=True)
@@ -183,6 +195,7 @@ class DeliveryStore:
             wrapped_key=bytes(row["wrapped_key"]),
             key_version=row["key_version"],
             content_purged_at=row["content_purged_at"],
+            sender_content_deleted_at=row["sender_content_deleted_at"],
             sender_cert_issuer=row["sender_cert_issuer"],
             sender_cert_serial=row["sender_cert_serial"],
             parts=tuple(

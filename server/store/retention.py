@@ -12,15 +12,27 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from .audit import AuditStore
 from .deliveries import NewEvidence, insert_evidence
 
+if TYPE_CHECKING:
+    from .db import Connection
+
 #: When a recipient "received" a delivery (R8.1 counts from it): a registered delivery on
 #: consignment into the mailbox (R5.4: at once); a return-receipt delivery on its decision
 #: (acceptance, refusal or deemed service, R5.3) — before that it is not received at all.
+
+
+class ContentGone(Exception):
+    """The delivery's content is disposed of already (R8.1)."""
+
+
+class AlreadyDeleted(Exception):
+    """This party asked to delete the content before (R8.1)."""
 
 
 class RetentionStore:
@@ -66,35 +78,113 @@ class RetentionStore:
             )
             if claimed is None:
                 return None
-            for record in await records():
-                await insert_evidence(conn, delivery_id, record)
-            await conn.execute(
-                """UPDATE deliveries SET content_purged_at = $2, content_purge_reason = $3,
-                                         content_purge_requested_by = $4
-                    WHERE delivery_id = $1""",
+            return await self._purge_claimed(conn, delivery_id, at, reason, actor, records)
+
+    async def delete_for_party(
+        self,
+        delivery_id: uuid.UUID,
+        party: str,
+        as_sender: bool,
+        at: datetime,
+        actor: str,
+        records: Callable[[], Awaitable[list[NewEvidence]]],
+    ) -> list[str] | None:
+        """R8.1: ``party``'s explicit request to delete the content from its mailbox, with
+        its audit record; when it was the last party to ask, the content is disposed of in
+        the same transaction (the locators of the files to delete are returned, else None).
+
+        Raises :class:`ContentGone` when the content is purged already and
+        :class:`AlreadyDeleted` when this party asked before. The delivery row is locked
+        (``FOR UPDATE``, not skipped), so two parties' last requests cannot both see the
+        other still waiting."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            purged = await conn.fetchrow(
+                """SELECT content_purged_at FROM deliveries WHERE delivery_id = $1
+                      FOR UPDATE""",
                 delivery_id,
-                at,
-                reason,
-                None if actor.startswith("system:") else actor,
             )
+            if purged is None or purged["content_purged_at"] is not None:
+                raise ContentGone()
+            if as_sender:
+                marked = await conn.fetchval(
+                    """UPDATE deliveries SET sender_content_deleted_at = $2
+                        WHERE delivery_id = $1 AND sender_content_deleted_at IS NULL
+                    RETURNING 1""",
+                    delivery_id,
+                    at,
+                )
+            else:
+                marked = await conn.fetchval(
+                    """UPDATE delivery_recipients SET content_deleted_at = $3
+                        WHERE delivery_id = $1 AND recipient_address = $2
+                          AND content_deleted_at IS NULL
+                    RETURNING 1""",
+                    delivery_id,
+                    party,
+                    at,
+                )
+            if marked is None:
+                raise AlreadyDeleted()
             await self._audit.append(
                 at,
                 actor,
-                "delivery.content_purged",
+                "delivery.content_deleted",
                 "success",
-                {"delivery_id": str(delivery_id), "reason": reason},
+                {"delivery_id": str(delivery_id), "mailbox": party},
                 conn=conn,
             )
-            files = await conn.fetch(
-                """SELECT locator FROM delivery_parts
-                    WHERE delivery_id = $1 AND inline_content IS NULL""",
+            keeping = await conn.fetchval(
+                """SELECT (SELECT count(*) FROM deliveries
+                            WHERE delivery_id = $1 AND sender_content_deleted_at IS NULL)
+                        + (SELECT count(*) FROM delivery_recipients
+                            WHERE delivery_id = $1 AND content_deleted_at IS NULL)""",
                 delivery_id,
             )
-            # Parts kept in their row (migration 0012) go with this transaction; the files
-            # are the caller's to delete.
-            await conn.execute(
-                """UPDATE delivery_parts SET inline_content = NULL
-                    WHERE delivery_id = $1 AND inline_content IS NOT NULL""",
-                delivery_id,
+            if keeping:
+                return None
+            return await self._purge_claimed(
+                conn, delivery_id, at, "subscriber_request", actor, records
             )
+
+    async def _purge_claimed(
+        self,
+        conn: Connection,
+        delivery_id: uuid.UUID,
+        at: datetime,
+        reason: str,
+        actor: str,
+        records: Callable[[], Awaitable[list[NewEvidence]]],
+    ) -> list[str]:
+        """The disposal of a delivery this transaction holds locked."""
+        for record in await records():
+            await insert_evidence(conn, delivery_id, record)
+        await conn.execute(
+            """UPDATE deliveries SET content_purged_at = $2, content_purge_reason = $3,
+                                     content_purge_requested_by = $4
+                WHERE delivery_id = $1""",
+            delivery_id,
+            at,
+            reason,
+            None if actor.startswith("system:") else actor,
+        )
+        await self._audit.append(
+            at,
+            actor,
+            "delivery.content_purged",
+            "success",
+            {"delivery_id": str(delivery_id), "reason": reason},
+            conn=conn,
+        )
+        files = await conn.fetch(
+            """SELECT locator FROM delivery_parts
+                WHERE delivery_id = $1 AND inline_content IS NULL""",
+            delivery_id,
+        )
+        # Parts kept in their row (migration 0012) go with this transaction; the files
+        # are the caller's to delete.
+        await conn.execute(
+            """UPDATE delivery_parts SET inline_content = NULL
+                WHERE delivery_id = $1 AND inline_content IS NOT NULL""",
+            delivery_id,
+        )
         return [r["locator"] for r in files]

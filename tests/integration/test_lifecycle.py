@@ -3,6 +3,7 @@ R1.3): each job is run as the scheduler runs it (through the job runner)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -155,13 +156,23 @@ async def test_r8_1_retention_purges_a_day_after_not_a_day_before(
 async def test_r8_1_content_deleted_early_only_on_request_after_receipt(
     server: RunningServer,
 ) -> None:
+    """R8.1 "deletion before that only on the subscriber's explicit request": a party's
+    request takes the content out of its own mailbox only. The recipient's deletion left
+    the sender's copy as it was (before, it destroyed it for the court too); the copy is
+    disposed of, with its sealed ContentDisposition, when the last party asks."""
     _, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
     did = sent["delivery_id"]
     path = f"/api/v1/deliveries/{did}/content"
+    part = f"/api/v1/deliveries/{did}/parts/0"
+    pool = server.services.pool
 
     async def delete(who: str) -> tuple[int, dict[str, object]]:
         async with server.client(who) as client, client.delete(path) as r:
             return r.status, await r.json(content_type=None)
+
+    async def reason(who: str) -> tuple[int, object]:
+        status, body, _ = await get(server, who, part)
+        return status, json.loads(body)["reason"] if status != 200 else body
 
     status, body = await delete("qualified")  # Bojan: no party to it
     assert (status, body["reason"]) == (404, "not_found")
@@ -171,18 +182,103 @@ async def test_r8_1_content_deleted_early_only_on_request_after_receipt(
     assert (status, body["reason"]) == (404, "not_found")
     status, body = await delete("delegate")  # Dejan has not downloaded it yet
     assert (status, body["reason"]) == (409, "not_received")
-    assert (await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0"))[0] == 200
+    status, body = await delete("qualified-qscd")  # nor may the court before he has it
+    assert (status, body["reason"]) == (409, "not_received")
+    assert (await get(server, "delegate", part))[0] == 200
+
     status, body = await delete("delegate")
-    assert status == 200 and "content_purged_at" in body
+    assert status == 200
+    assert body["mailbox"] == DEJAN and body["content_deleted_at"]
+    assert body["content_purged_at"] is None
+    assert await reason("delegate") == (403, "deleted")
+    status, raw, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}")
+    shown = json.loads(raw)
+    assert status == 200 and "parts" not in shown and "message" not in shown
+    assert shown["content_deleted_at"] == body["content_deleted_at"]
+    status, again = await delete("delegate")
+    assert (status, again["reason"]) == (409, "deleted")
+    # the court's copy is untouched: nobody of the court asked
+    assert await reason("qualified-qscd") == (200, PDF)
+    status, raw, _ = await get(server, "qualified-qscd", f"/api/v1/deliveries/{did}")
+    assert json.loads(raw)["content_deleted_at"] is None and json.loads(raw)["parts"]
+    assert await pool.fetchval(
+        "SELECT content_purged_at IS NULL FROM deliveries WHERE delivery_id = $1::uuid", did
+    )
+    assert "ContentDisposition" not in [
+        r["event"]
+        for r in await pool.fetch("SELECT event FROM evidence WHERE delivery_id = $1::uuid", did)
+    ]
+
+    status, body = await delete("qualified-qscd")  # the last party: the copy goes
+    assert status == 200
+    assert body["mailbox"] == COURT and body["content_purged_at"] == body["content_deleted_at"]
+    assert await reason("qualified-qscd") == (403, "purged")
     status, body = await delete("qualified-qscd")
     assert (status, body["reason"]) == (409, "purged")
-    row = await server.services.pool.fetchrow(
+    row = await pool.fetchrow(
         "SELECT content_purge_reason, content_purge_requested_by FROM deliveries "
         "WHERE delivery_id = $1::uuid",
         did,
     )
     assert row["content_purge_reason"] == "subscriber_request"
     assert row["content_purge_requested_by"] is not None
+    audited = await pool.fetch(
+        """SELECT action, details->>'mailbox' AS mailbox FROM audit_events
+            WHERE action IN ('delivery.content_deleted', 'delivery.content_purged')
+            ORDER BY seq"""
+    )
+    assert [(r["action"], r["mailbox"]) for r in audited] == [
+        ("delivery.content_deleted", DEJAN),
+        ("delivery.content_deleted", COURT),
+        ("delivery.content_purged", None),
+    ]
+    events = await pool.fetch(
+        "SELECT recipient_address FROM evidence WHERE delivery_id = $1::uuid "
+        "AND event = 'ContentDisposition'",
+        did,
+    )
+    assert [r["recipient_address"] for r in events] == [DEJAN]
+
+
+async def test_r8_1_the_last_two_parties_asking_at_once_dispose_of_it_once(
+    server: RunningServer,
+) -> None:
+    """Two recipients' last requests racing: the delivery row is locked for each, so
+    exactly one of them finds nobody left and disposes of the content, once."""
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN, BOJAN])
+    did = sent["delivery_id"]
+    for who in ("delegate", "qualified"):
+        assert (await get(server, who, f"/api/v1/deliveries/{did}/parts/0"))[0] == 200
+
+    async def delete(who: str) -> tuple[int, dict[str, object]]:
+        async with (
+            server.client(who) as client,
+            client.delete(f"/api/v1/deliveries/{did}/content") as r,
+        ):
+            return r.status, await r.json(content_type=None)
+
+    assert (await delete("qualified-qscd"))[0] == 200
+    answers = await asyncio.gather(delete("delegate"), delete("qualified"))
+    assert [status for status, _ in answers] == [200, 200]
+    assert sorted(body["mailbox"] for _, body in answers) == sorted([DEJAN, BOJAN])
+    assert [body["content_purged_at"] is not None for _, body in answers].count(True) == 1
+    pool = server.services.pool
+    assert (
+        await pool.fetchval(
+            """SELECT count(*) FROM audit_events WHERE action = 'delivery.content_purged'
+                AND details->>'delivery_id' = $1""",
+            did,
+        )
+        == 1
+    )
+    assert (
+        await pool.fetchval(
+            """SELECT count(*) FROM evidence WHERE delivery_id = $1::uuid
+                AND event = 'ContentDisposition'""",
+            did,
+        )
+        == 2
+    )
 
 
 async def test_r8_3_no_valid_certificate_notice_then_closed_after_30_days(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
@@ -92,6 +93,10 @@ def _listed(d: ListedDelivery) -> dict[str, object]:
     }
 
 
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
 def _delivery(
     d: DeliveryRow, content_visible: bool, recipient: str | None, suffix: str = ""
 ) -> dict[str, object]:
@@ -112,8 +117,11 @@ def _delivery(
             for r in d.recipients
             if recipient is None or r.recipient_address == recipient
         ],
+        "content_purged_at": _iso(d.content_purged_at),
+        "content_deleted_at": _iso(d.deleted_for(recipient)),
     }
-    if content_visible:
+    # R8.1: content this party deleted from its mailbox is no longer shown to it
+    if content_visible and d.deleted_for(recipient) is None:
         body["message"] = d.message
         body["parts"] = [
             {

@@ -12,12 +12,20 @@ from .common import read_body
 
 
 async def delete_content(request: web.Request) -> web.Response:
-    """R8.1: ``DELETE /api/v1/deliveries/{id}/content`` — a member with ``manage``, once
-    every recipient has the content; evidence stays and records the disposal."""
-    at = await services(request).retention.purge_on_request(
-        request.match_info["id"], principal(request).check
+    """R8.1: ``DELETE /api/v1/deliveries/{id}/content[?mailbox=]`` — a member with
+    ``manage`` deletes the content from one party's mailbox once that party has it; the
+    copy is disposed of (evidence stays and records it) when every party asked."""
+    done = await services(request).retention.purge_on_request(
+        request.match_info["id"], principal(request).check, request.query.get("mailbox")
     )
-    return web.json_response({"content_purged_at": at.isoformat()})
+    purged = done.content_purged_at
+    return web.json_response(
+        {
+            "mailbox": done.mailbox,
+            "content_deleted_at": done.deleted_at.isoformat(),
+            "content_purged_at": purged.isoformat() if purged else None,
+        }
+    )
 
 
 async def closure_request(request: web.Request) -> web.Response:
