@@ -44,6 +44,14 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PART_DOWNLOAD = "delivery-part"
 RECEIPT_ISSUE = "delivery-receipt"
 RECORDING_READS = frozenset({PART_DOWNLOAD, RECEIPT_ISSUE})
+#: Route names of the pages that start a session when the request has none (the login).
+#: R1.3 "on session start": their certificate check is made afresh (OCSP/CRL now), not
+#: taken from the node's cache, which may be up to the revalidation interval old — a card
+#: revoked since could otherwise open a session, whose first revalidation would then come
+#: up to two intervals after the check it rests on.
+SESSION_API = "session"
+HOME_PAGE = "home"
+SESSION_STARTS = frozenset({SESSION_API, HOME_PAGE})
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -177,7 +185,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         session = await svc.sessions.resume(token, der, peer)
         request[PRINCIPAL] = Principal(session.check, session, peer)
     else:
-        check = await svc.authenticator.authenticate(der, peer)
+        login = request.match_info.route.name in SESSION_STARTS
+        check = await svc.authenticator.authenticate(der, peer, force=login)
         request[PRINCIPAL] = Principal(check, None, peer)
     return await handler(request)
 

@@ -15,7 +15,7 @@ from .api import (
     session,
     validate,
 )
-from .middlewares import PART_DOWNLOAD, RECEIPT_ISSUE
+from .middlewares import HOME_PAGE, PART_DOWNLOAD, RECEIPT_ISSUE, SESSION_API
 from .ui import home
 
 MAILBOX = "/api/v1/mailboxes/{address}"
@@ -26,9 +26,9 @@ def setup(app: web.Application) -> None:
     r.add_get("/healthz", health.healthz)
     r.add_get("/readyz", health.readyz)
     r.add_get("/reference-list", directory.reference_list)
-    r.add_get("/api/v1/session", session.get_session)
+    r.add_get("/api/v1/session", session.get_session, name=SESSION_API)
     r.add_post("/logout", session.logout)
-    r.add_get("/", home.home)
+    r.add_get("/", home.home, name=HOME_PAGE)
     r.add_get("/logged-out", home.logged_out)
 
     r.add_post("/api/v1/registrations", registrations.create)

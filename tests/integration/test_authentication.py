@@ -282,7 +282,7 @@ async def test_r1_1_a_second_certificate_under_a_used_serial_is_refused(
         async with client.get("/api/v1/session", headers=original) as response:
             assert response.status == 200
         for _ in range(2):  # the second answer comes from the cache of refusals
-            async with client.get("/api/v1/session", headers=pem_header(twin)) as response:
+            async with client.get("/api/v1/mailboxes", headers=pem_header(twin)) as response:
                 assert response.status == 403
                 assert response.content_type == "application/problem+json"
                 body = await response.json()

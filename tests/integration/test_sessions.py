@@ -259,3 +259,41 @@ async def test_r1_6_a_short_idle_time_records_activity_more_finely(
         server.clock.advance(timedelta(seconds=60))
         async with client.get("/api/v1/session") as response:
             assert (await response.json(content_type=None))["reason"] == "session_expired"
+
+
+async def test_r1_3_a_session_starts_with_a_fresh_check(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """R1.3 "on session start": a login (the API's or the home page's) checks the
+    certificate afresh even when this node checked it a minute ago; requests without a
+    session, and requests in one, use the check of the interval. Each fresh check is an
+    ``auth.certificate`` record."""
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server:
+        pool = server.services.pool
+
+        async def checks() -> int:
+            return int(
+                await pool.fetchval(
+                    """SELECT count(*) FROM audit_events
+                        WHERE action = 'auth.certificate' AND outcome = 'success'"""
+                )
+            )
+
+        async with server.client("qualified") as program:
+            for _ in range(2):
+                async with program.get("/api/v1/mailboxes") as response:
+                    assert response.status == 200
+            assert await checks() == 1  # the second request used the node's check
+            server.clock.advance(timedelta(minutes=1))
+            await _login(server, program)
+            assert await checks() == 2
+            await _login(server, program)  # in the session: the interval's check
+            assert await checks() == 2
+        async with (
+            server.client("qualified") as browser,
+            browser.get("/", headers={"Accept": "text/html"}) as response,
+        ):
+            assert response.status == 200
+            assert SESSION_COOKIE in response.cookies
+        assert await checks() == 3

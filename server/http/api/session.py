@@ -41,7 +41,8 @@ def set_session_cookie(response: web.StreamResponse, token: str) -> None:
 
 
 async def ensure_session(request: web.Request) -> tuple[Principal, str | None]:
-    """The caller's browser session, started now when there is none (the login)."""
+    """The caller's browser session, started now when there is none (the login; its
+    certificate check is a fresh one: :data:`~server.http.middlewares.SESSION_STARTS`)."""
     who = principal(request)
     if who.session is not None:
         return who, None
