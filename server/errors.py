@@ -55,8 +55,8 @@ class CertificateRefused(DomainError):
     """A presented certificate failed a check of R1.1/R1.2; ``reason`` names which one.
 
     Reasons: ``untrusted``, ``expired``, ``revoked``, ``revocation_unknown``, ``key_usage``,
-    ``not_qualified``, ``malformed``, ``serial_reused`` (another certificate with the same
-    issuer and serial number is on record).
+    ``not_qualified``, ``malformed``, ``serial_reused`` (a certificate with the same
+    issuer and serial number but other content is on record).
     """
 
     status = 403

@@ -106,11 +106,11 @@ class Authenticator:
     ) -> None:
         """The person and certificate with the login's audit record (R1.4, R9.1).
 
-        A certificate whose issuer and serial number another certificate already holds is
-        refused (``serial_reused``): revocation names a certificate by that pair alone
-        (RFC 5280 §4.1.2.2, §5.3), so one of the two could never be revoked apart from the
-        other — a CA's mis-issuance or a forgery, and in development a re-issued dev PKI
-        against an old database."""
+        A certificate whose issuer and serial number a certificate with other content
+        already holds is refused (``serial_reused``): revocation names a certificate by that
+        pair alone (RFC 5280 §4.1.2.2, §5.3), so one of the two could never be revoked apart
+        from the other — a CA's mis-issuance or a forgery, and in development a re-issued
+        dev PKI against an old database."""
         details = {
             "fingerprint": key,
             "issuer": check.facts.issuer,

@@ -23,7 +23,7 @@ from ..store.memberships import (
     Membership,
     MembershipStore,
 )
-from ..store.persons import PersonStore
+from ..store.persons import PersonStore, SerialReused
 from ..trust.validation import CertificateCheck, CertificateChecker
 from .admin_password import AdminPasswordGuard
 
@@ -176,7 +176,10 @@ class MailboxService:
             access.mailbox.address, body.get("admin_password"), access.actor, "add_delegate"
         )
         if delegate is not None:  # only now: a refused password writes nothing
-            await self._persons.record_login(delegate.facts, delegate.loa.value, now)
+            try:
+                await self._persons.record_login(delegate.facts, delegate.loa.value, now)
+            except SerialReused:
+                raise InvalidFields([{"field": "certificate", "reason": "serial_reused"}]) from None
         try:
             await self._memberships.add_delegate(
                 access.mailbox.address, person_id, permissions, fingerprints, now, access.actor

@@ -23,10 +23,10 @@ from argon2 import PasswordHasher
 
 from ..clock import Clock
 from ..contracts.render import ContractData, render_contract
-from ..errors import Conflict, InvalidFields, NotFound, Refused
+from ..errors import CertificateRefused, Conflict, InvalidFields, NotFound, Refused
 from ..registry.business import BusinessRegister
 from ..settings import Settings
-from ..store.persons import PersonStore
+from ..store.persons import PersonStore, SerialReused
 from ..store.registrations import AddressTaken, OpenedMailbox, Registration, RegistrationStore
 from ..trust.signatures import verify_signed_contract
 from ..trust.validation import CertificateCheck, CertificateChecker
@@ -226,7 +226,14 @@ class RegistrationService:
                 signer.subject_serial_number
             )
             state = "active" if representative else "temporary"
-        await self._persons.record_login(signer, result.signer.loa.value, now)
+        try:
+            await self._persons.record_login(signer, result.signer.loa.value, now)
+        except SerialReused:
+            raise CertificateRefused(
+                "serial_reused",
+                "Another certificate with this issuer and serial number is already on record; "
+                "a CA must never reuse a serial number, so this signature is refused.",
+            ) from None
         try:
             return await self._store.complete(
                 registration,

@@ -9,18 +9,25 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from ..trust.certs import CertificateFacts
+from ..trust.certs import CertificateFacts, same_content
 
 if TYPE_CHECKING:
     from .db import Connection
 
 
+#: Advisory lock class for one issuer and serial number (see :meth:`record_login`).
+CERTIFICATE_LOCK = 0x5645_5004
+
+
 class SerialReused(Exception):
-    """Another certificate with the same issuer and serial number is on record.
+    """Another certificate with the same issuer and serial number but other content is on
+    record.
 
     RFC 5280 §4.1.2.2: a CA assigns each certificate a unique serial, and revocation (CRL,
     OCSP) names a certificate by exactly that pair, so two certificates sharing it cannot be
-    told apart. ``known`` is the fingerprint of the one on record."""
+    told apart. ``known`` is the fingerprint of the one on record. (The same content in
+    another DER — an ECDSA signature's (r, n − s) twin — is the same certificate and is
+    recorded beside it: migration 0014.)"""
 
     def __init__(self, known: str) -> None:
         super().__init__(known)
@@ -62,59 +69,62 @@ class PersonStore:
         """Upsert the person and the certificate after a successful check, in one
         transaction with what ``audited`` writes (a login's audit record, R9.1).
 
-        Raises :class:`SerialReused` (and writes nothing) when a different certificate
-        with this issuer and serial number logged in before."""
-        async with self._pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    await conn.execute(
-                        """INSERT INTO persons
-                               (person_id, given_name, surname, common_name,
-                                first_seen_at, last_seen_at)
-                           VALUES ($1, $2, $3, $4, $5, $5)
-                           ON CONFLICT (person_id) DO UPDATE SET
-                               given_name = EXCLUDED.given_name,
-                               surname = EXCLUDED.surname,
-                               common_name = EXCLUDED.common_name,
-                               last_seen_at = GREATEST(persons.last_seen_at,
-                                                       EXCLUDED.last_seen_at)""",
-                        facts.person_id,
-                        facts.given_name,
-                        facts.surname,
-                        facts.common_name,
-                        at,
-                    )
-                    await conn.execute(
-                        """INSERT INTO certificates
-                               (fingerprint, person_id, issuer, serial, subject,
-                                not_before, not_after, der, first_seen_at,
-                                last_checked_at, last_loa)
-                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
-                           ON CONFLICT (fingerprint) DO UPDATE SET
-                               last_checked_at = EXCLUDED.last_checked_at,
-                               last_loa = EXCLUDED.last_loa""",
-                        facts.fingerprint,
-                        facts.person_id,
-                        facts.issuer,
-                        facts.serial,
-                        facts.subject,
-                        facts.not_before,
-                        facts.not_after,
-                        facts.der,
-                        at,
-                        loa,
-                    )
-                    if audited is not None:
-                        await audited(conn)
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name != "certificates_issuer_serial_key":
-                    raise
-                known = await conn.fetchval(
-                    "SELECT fingerprint FROM certificates WHERE issuer = $1 AND serial = $2",
-                    facts.issuer,
-                    facts.serial,
-                )
-                raise SerialReused(str(known)) from None
+        Raises :class:`SerialReused` (and writes nothing) when a certificate with this
+        issuer and serial number but other content is on record. The check and the insert
+        hold an advisory lock on the pair, so two such certificates arriving at once cannot
+        both get in."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO persons
+                       (person_id, given_name, surname, common_name, first_seen_at, last_seen_at)
+                   VALUES ($1, $2, $3, $4, $5, $5)
+                   ON CONFLICT (person_id) DO UPDATE SET
+                       given_name = EXCLUDED.given_name,
+                       surname = EXCLUDED.surname,
+                       common_name = EXCLUDED.common_name,
+                       last_seen_at = GREATEST(persons.last_seen_at, EXCLUDED.last_seen_at)""",
+                facts.person_id,
+                facts.given_name,
+                facts.surname,
+                facts.common_name,
+                at,
+            )
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                CERTIFICATE_LOCK,
+                f"{facts.issuer}|{facts.serial}",
+            )
+            others = await conn.fetch(
+                """SELECT fingerprint, der FROM certificates
+                    WHERE issuer = $1 AND serial = $2 AND fingerprint <> $3""",
+                facts.issuer,
+                facts.serial,
+                facts.fingerprint,
+            )
+            for other in others:
+                if not same_content(bytes(other["der"]), facts.der):
+                    raise SerialReused(other["fingerprint"])
+            await conn.execute(
+                """INSERT INTO certificates
+                       (fingerprint, person_id, issuer, serial, subject, not_before, not_after,
+                        der, first_seen_at, last_checked_at, last_loa)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
+                   ON CONFLICT (fingerprint) DO UPDATE SET
+                       last_checked_at = EXCLUDED.last_checked_at,
+                       last_loa = EXCLUDED.last_loa""",
+                facts.fingerprint,
+                facts.person_id,
+                facts.issuer,
+                facts.serial,
+                facts.subject,
+                facts.not_before,
+                facts.not_after,
+                facts.der,
+                at,
+                loa,
+            )
+            if audited is not None:
+                await audited(conn)
 
     async def get(self, person_id: str) -> Person | None:
         row = await self._pool.fetchrow("SELECT * FROM persons WHERE person_id = $1", person_id)

@@ -149,6 +149,17 @@ _NAME_LABELS = {
 }
 
 
+def same_content(der: bytes, other: bytes) -> bool:
+    """Whether two certificates carry the same signed content (TBSCertificate), byte for
+    byte — differing, if at all, only in the encoding of the CA's signature. An ECDSA
+    signature (r, s) has a twin (r, n − s) that verifies as well, so anyone can make a
+    second DER of a public certificate; it is the same certificate, not a second one under
+    its serial number (RFC 5280 §4.1.2.2)."""
+    return bytes(x509.Certificate.load(der)["tbs_certificate"].dump()) == bytes(
+        x509.Certificate.load(other)["tbs_certificate"].dump()
+    )
+
+
 def subject_dn(cert: x509.Certificate) -> str:
     """RFC 4514 string of the subject, with the names EN 319 412 certificates use."""
     return pyca_x509.load_der_x509_certificate(cert.dump()).subject.rfc4514_string(_NAME_LABELS)

@@ -3,23 +3,17 @@ header; the live OCSP/CRL service is consulted for every fresh check."""
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import PkiService
 from tests.support import (
     assert_schema,
     audit_head_removed,
     make_settings,
-    pem_header,
     proxy_header,
     running_server,
 )
@@ -231,74 +225,3 @@ async def test_r9_1_a_login_is_recorded_only_with_its_audit_record(
         async with client.get("/api/v1/session") as response:
             assert response.status == 200
         assert await recorded() == (1, 1, 1)
-
-
-def _twin(dev_pki, identity: str, into: Path) -> Path:
-    """The qualified CA's second certificate under ``identity``'s serial number: the same
-    fields and key, signed again (ECDSA signatures differ) — what a CA that reuses a serial,
-    or the dev PKI re-issued against an old database, presents."""
-    original = x509.load_pem_x509_certificate(dev_pki.cert(identity).read_bytes())
-    ca_key = serialization.load_pem_private_key(
-        (dev_pki.directory / "keys" / "qca.key.pem").read_bytes(), None
-    )
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(original.subject)
-        .issuer_name(original.issuer)
-        .serial_number(original.serial_number)
-        .not_valid_before(original.not_valid_before_utc)
-        .not_valid_after(original.not_valid_after_utc)
-        .public_key(original.public_key())
-    )
-    for extension in original.extensions:
-        builder = builder.add_extension(extension.value, extension.critical)
-    twin = builder.sign(ca_key, hashes.SHA256())
-    assert twin.serial_number == original.serial_number and twin != original
-    path = into / f"{identity}-twin.pem"
-    path.write_bytes(twin.public_bytes(serialization.Encoding.PEM))
-    return path
-
-
-async def test_r1_1_a_second_certificate_under_a_used_serial_is_refused(
-    dev_pki, pki_service: PkiService, database_url: str, tmp_path: Path
-) -> None:
-    """RFC 5280 §4.1.2.2: revocation names a certificate by issuer and serial alone, so a
-    trusted CA's second certificate under a serial already on record is refused (403
-    ``serial_reused``, audited, nothing recorded) — it was a 500 on every request. The
-    certificate on record keeps working and the server stays healthy."""
-    twin = _twin(dev_pki, "qualified-qscd", tmp_path)
-    original_fp = hashlib.sha256(
-        x509.load_pem_x509_certificate(dev_pki.cert("qualified-qscd").read_bytes()).public_bytes(
-            serialization.Encoding.DER
-        )
-    ).hexdigest()
-    settings = make_settings(
-        dev_pki, database_url, tls=False, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),)
-    )
-    async with running_server(settings, dev_pki) as server, server.client() as client:
-        pool = server.services.pool
-        original = proxy_header(dev_pki, "qualified-qscd")
-        async with client.get("/api/v1/session", headers=original) as response:
-            assert response.status == 200
-        for _ in range(2):  # the second answer comes from the cache of refusals
-            async with client.get("/api/v1/mailboxes", headers=pem_header(twin)) as response:
-                assert response.status == 403
-                assert response.content_type == "application/problem+json"
-                body = await response.json()
-                assert body["reason"] == "serial_reused"
-                assert_schema("problem", body)
-        certificates = await pool.fetch("SELECT fingerprint FROM certificates")
-        refusals = await pool.fetch(
-            """SELECT details FROM audit_events
-                WHERE action = 'auth.certificate' AND outcome = 'refused'"""
-        )
-        async with client.get("/api/v1/session", headers=original) as response:
-            assert response.status == 200
-        async with client.get("/healthz") as response:
-            assert response.status == 200
-    assert [r["fingerprint"] for r in certificates] == [original_fp]
-    assert len(refusals) == 1
-    assert refusals[0]["details"]["reason"] == "serial_reused"
-    assert refusals[0]["details"]["known_fingerprint"] == original_fp
-    assert refusals[0]["details"]["fingerprint"] != original_fp
