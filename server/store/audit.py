@@ -51,6 +51,25 @@ class ChainReport:
     head: bytes = GENESIS
 
 
+def recordable(value: Any) -> Any:
+    """``value`` with every string (keys too) made storable: a NUL becomes the visible
+    ``\\x00`` and an unpaired surrogate its ``\\udxxx`` escape.
+
+    PostgreSQL's text and jsonb refuse both, and what an audit record quotes is often what
+    a stranger sent — a refused certificate's names in the validator's message. An audit
+    append that failed on it failed the request (500) and recorded nothing, on every try."""
+    if isinstance(value, str):
+        if "\x00" in value or not value.isascii():
+            value = value.replace("\x00", "\\x00")
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {recordable(k): recordable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [recordable(v) for v in value]
+    return value
+
+
 def canonical_head(
     occurred_at: datetime,
     actor: str | None,
@@ -192,7 +211,10 @@ class AuditStore:
         details: dict[str, Any],
         conn: Connection | None = None,
     ) -> AuditEvent:
-        """Append one record; pass ``conn`` to make it part of the caller's transaction."""
+        """Append one record; pass ``conn`` to make it part of the caller's transaction.
+        Strings are kept as :func:`recordable` makes them."""
+        actor = recordable(actor)
+        details = recordable(details)
         if conn is not None:
             return await self._append(conn, occurred_at, actor, action, outcome, details)
         async with self._pool.acquire() as own, own.transaction():

@@ -4,10 +4,15 @@ header; the live OCSP/CRL service is consulted for every fresh check."""
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import aiohttp
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.conftest import PkiService
 from tests.support import (
@@ -225,3 +230,45 @@ async def test_r9_1_a_login_is_recorded_only_with_its_audit_record(
         async with client.get("/api/v1/session") as response:
             assert response.status == 200
         assert await recorded() == (1, 1, 1)
+
+
+def _self_signed_with_nul() -> str:
+    """A self-signed certificate whose common name holds a NUL (a UTF8String may)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Ana\x00Novak")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .serial_number(7)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .public_key(key.public_key())
+        .sign(key, hashes.SHA256())
+    )
+    return quote(cert.public_bytes(serialization.Encoding.PEM).decode())
+
+
+async def test_r1_7_a_certificate_with_a_nul_in_its_name_is_refused_and_audited_once(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """Behind the proxy any certificate reaches the application, a hostile name too: it
+    is refused (403 ``untrusted``, once audited, then from the cache) and the server stays
+    healthy."""
+    settings = make_settings(
+        dev_pki, database_url, tls=False, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),)
+    )
+    headers = {"X-SSL-Client-Cert": _self_signed_with_nul()}
+    async with running_server(settings, dev_pki) as server, server.client() as client:
+        for _ in range(2):
+            async with client.get("/api/v1/mailboxes", headers=headers) as response:
+                assert response.status == 403
+                assert (await response.json())["reason"] == "untrusted"
+        async with client.get("/healthz") as response:
+            assert response.status == 200
+        rows = await server.services.pool.fetch(
+            "SELECT details::text AS details FROM audit_events WHERE action = 'auth.certificate'"
+        )
+    assert len(rows) == 1
+    assert '"reason": "untrusted"' in rows[0]["details"]

@@ -111,6 +111,28 @@ async def test_r9_1_a_time_with_another_offset_still_verifies(database_url: str)
         await pool.close()
 
 
+async def test_r9_1_a_record_quoting_a_nul_or_a_lone_surrogate_is_kept_visibly(
+    database_url: str,
+) -> None:
+    """What an audit record quotes is often what a stranger sent; PostgreSQL refuses a NUL
+    or an unpaired surrogate in jsonb (and the NUL in text), so such an append failed the
+    request and recorded nothing. Now both are written as visible escapes, in the record
+    and in its hash, and the chain verifies."""
+    pool = await create_pool(database_url)
+    try:
+        store = AuditStore(pool)
+        at = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+        details = {"name\x00": ["Ana\x00Novak", "\ud800", "Žiga"], "n": 1}
+        event = await store.append(at, "p-\x00", "auth.certificate", "refused", details)
+        stored = await pool.fetchrow("SELECT actor, details FROM audit_events")
+        assert stored["actor"] == "p-\\x00"
+        assert stored["details"] == {"name\\x00": ["Ana\\x00Novak", "\\ud800", "Žiga"], "n": 1}
+        assert event.details == stored["details"]
+        assert (await store.verify()).ok
+    finally:
+        await pool.close()
+
+
 async def test_r9_1_audit_rows_cannot_be_updated_or_deleted(database_url: str) -> None:
     pool, _ = await _filled(database_url, 2)
     try:
