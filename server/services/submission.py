@@ -38,6 +38,7 @@ from ..settings import Settings
 from ..store.deliveries import DeliveryStore, NewEvidence, PartRow
 from ..store.submission_writer import OutcomeUnknown
 from ..store.submissions import NewSubmission, RecipientInactive, SenderRefused
+from ..store.text import recordable
 from ..trust.validation import CertificateCheck
 from ..validate import validate
 from .delivery_events import new_evidence, stored_part
@@ -248,7 +249,11 @@ class SubmissionService:
         ]
         return replace(
             row,
-            sender_signature={"format": summary["input_kind"], "intact": True, "signers": signers},
+            # a signer's name may hold what PostgreSQL refuses (a NUL in a name that only
+            # asn1crypto reads): kept visibly, not a 500 after the whole upload
+            sender_signature=recordable(
+                {"format": summary["input_kind"], "intact": True, "signers": signers}
+            ),
         )
 
     async def _discard(self, stored: list[PartRow]) -> None:

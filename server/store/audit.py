@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from .text import recordable
+
 if TYPE_CHECKING:
     from .db import Connection
 
@@ -49,25 +51,6 @@ class ChainReport:
     first_bad_seq: int | None = None
     problem: str | None = None
     head: bytes = GENESIS
-
-
-def recordable(value: Any) -> Any:
-    """``value`` with every string (keys too) made storable: a NUL becomes the visible
-    ``\\x00`` and an unpaired surrogate its ``\\udxxx`` escape.
-
-    PostgreSQL's text and jsonb refuse both, and what an audit record quotes is often what
-    a stranger sent — a refused certificate's names in the validator's message. An audit
-    append that failed on it failed the request (500) and recorded nothing, on every try."""
-    if isinstance(value, str):
-        if "\x00" in value or not value.isascii():
-            value = value.replace("\x00", "\\x00")
-            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return value
-    if isinstance(value, dict):
-        return {recordable(k): recordable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [recordable(v) for v in value]
-    return value
 
 
 def canonical_head(

@@ -12,9 +12,19 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pyhanko.sign.signers import SimpleSigner
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 from yarl import URL
 
 from tests.integration.test_deliveries import COURT, DEJAN, PDF, _state, send
@@ -239,3 +249,76 @@ async def test_an_origin_that_is_no_url_is_refused_as_cross_origin(server: Runni
         headers={"Origin": "http://[", "Content-Type": "application/pdf"},
     )
     await assert_refused(server, got, 403, "csrf")
+
+
+async def _signed_by_a_name_with_a_nul(content: bytes) -> bytes:
+    """A detached CAdES over ``content`` by a self-made certificate whose serialNumber (a
+    PrintableString) holds a NUL: pyca/cryptography cannot read it, so the report names the
+    signer as asn1crypto renders it, NUL and all."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Ana")])
+    now = datetime.now(UTC)
+    made = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .serial_number(9)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .public_key(key.public_key())
+        .sign(key, hashes.SHA256())
+    )
+    plain = asn1_x509.Certificate.load(made.public_bytes(serialization.Encoding.DER))
+    tbs = plain["tbs_certificate"].copy()
+    hostile = asn1_x509.Name.build({"common_name": "Ana", "serial_number": "PNOSI-\x001"})
+    tbs["subject"], tbs["issuer"] = hostile, hostile
+    cert = asn1_x509.Certificate(
+        {
+            "tbs_certificate": tbs,
+            "signature_algorithm": plain["signature_algorithm"],
+            "signature_value": key.sign(tbs.dump(force=True), ec.ECDSA(hashes.SHA256())),
+        }
+    )
+    cert = asn1_x509.Certificate.load(cert.dump(force=True))
+    signing_key = asn1_keys.PrivateKeyInfo.load(
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    signer = SimpleSigner(
+        signing_cert=cert,
+        signing_key=signing_key,
+        cert_registry=SimpleCertificateStore.from_certs([cert]),
+    )
+    signed = await signer.async_sign_general_data(content, "sha256", detached=True)
+    return bytes(signed.dump())
+
+
+async def test_a_sender_signature_by_a_name_with_a_nul_is_recorded_visibly(
+    server: RunningServer,
+) -> None:
+    """The signature is intact (not trusted): the delivery is accepted and the report
+    kept with the part, the NUL in the signer's name as a visible escape. PostgreSQL
+    refused it in the part's jsonb: a 500 after the whole upload and both seals."""
+    note = b"Izjava / statement"
+    p7s = await _signed_by_a_name_with_a_nul(note)
+    form = aiohttp.FormData()
+    meta = {"to": [DEJAN], "subject": "s", "kind": "registered"}
+    form.add_field("metadata", json.dumps(meta), content_type="application/json")
+    form.add_field("file", note, filename="izjava.txt", content_type="text/plain")
+    form.add_field(
+        "signature", p7s, filename="izjava.p7s", content_type="application/pkcs7-signature"
+    )
+    async with server.client("qualified-qscd") as client:
+        async with client.post(DELIVERIES, data=form) as response:
+            assert response.status == 201, await response.text()
+            did = (await response.json())["delivery_id"]
+    status, body, _ = await request(server, "GET", f"/api/v1/deliveries/{did}", "delegate")
+    assert status == 200
+    signature = body["parts"][0]["sender_signature"]
+    assert signature["intact"] is True
+    [signer] = signature["signers"]
+    assert signer["trusted"] is False
+    assert "PNOSI-\\x001" in signer["subject"] and "\x00" not in signer["subject"]
