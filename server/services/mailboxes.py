@@ -22,6 +22,7 @@ from ..store.memberships import (
     MemberExists,
     Membership,
     MembershipStore,
+    NotMember,
 )
 from ..store.persons import PersonStore, SerialReused
 from ..trust.validation import CertificateCheck, CertificateChecker
@@ -227,6 +228,9 @@ class MailboxService:
         await self._guard.require(
             access.mailbox.address, body.get("admin_password"), access.actor, "enrol_certificate"
         )
-        await self._memberships.enroll(
-            access.mailbox.address, access.actor, fingerprint, self._clock.now(), access.actor
-        )
+        try:
+            await self._memberships.enroll(
+                access.mailbox.address, access.actor, fingerprint, self._clock.now(), access.actor
+            )
+        except NotMember:  # removed while the password was checked (R3.2: at once)
+            raise Refused("You are not a member of this mailbox.", "not_member") from None

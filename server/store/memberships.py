@@ -65,6 +65,10 @@ class MemberOf:
     addressees: Mapping[str, Addressee] = field(default_factory=dict)
 
 
+class NotMember(Exception):
+    """The person is no member of the mailbox (any more)."""
+
+
 class MemberExists(Exception):
     pass
 
@@ -261,15 +265,19 @@ class MembershipStore:
     ) -> bool:
         """The successor becomes custodian; the former custodian stays as a full delegate."""
         async with self._pool.acquire() as conn, conn.transaction():
-            ok = await conn.fetchval(
-                """SELECT count(*) = 2 FROM memberships
+            # Both rows locked (in one order) before the check: a second transfer, or the
+            # successor's removal, waits and then sees the roles as this one left them —
+            # not two custodians (a unique-index 500) or none.
+            locked = await conn.fetch(
+                """SELECT person_id FROM memberships
                     WHERE address = $1 AND ((person_id = $2 AND role = 'custodian')
-                                          OR (person_id = $3 AND role = 'delegate'))""",
+                                          OR (person_id = $3 AND role = 'delegate'))
+                    ORDER BY person_id FOR UPDATE""",
                 address,
                 current,
                 successor,
             )
-            if not ok:
+            if len(locked) != 2:
                 return False
             await conn.execute(
                 """UPDATE memberships SET role = 'delegate'
@@ -297,8 +305,13 @@ class MembershipStore:
     async def enroll(
         self, address: str, person_id: str, fingerprint: str, at: datetime, actor: str
     ) -> None:
+        """Raises :class:`NotMember` when the membership went meanwhile (removed while its
+        admin password was being checked)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await self._enroll(conn, address, person_id, fingerprint, at, actor)
+            try:
+                await self._enroll(conn, address, person_id, fingerprint, at, actor)
+            except asyncpg.ForeignKeyViolationError:
+                raise NotMember(person_id) from None
             await self._audit.append(
                 at,
                 actor,
