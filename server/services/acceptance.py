@@ -119,10 +119,15 @@ class AcceptanceService:
                 "(LoA high, R5.3).",
                 "loa_high_required",
             )
-        row = view.delivery.recipient(view.recipient)
+        # What waited 15 days is served, whether or not a run has recorded it yet: neither
+        # accepted now nor listed in a vročilnica (R5.3).
+        recipient, delivery = view.recipient, view.delivery
+        if await self._serve_expired(self._clock.now(), recipient):
+            delivery = (await self._reading.view(delivery_id, check, recipient)).delivery
+        row = delivery.recipient(recipient)
         if row is None or row.state != "awaiting_acceptance":
             raise Conflict("This delivery no longer waits for acceptance.", "not_waiting")
-        return view.delivery, view.recipient
+        return delivery, recipient
 
     async def issue_receipt(
         self, delivery_id: str, check: CertificateCheck, mailbox: str | None = None
@@ -303,9 +308,17 @@ class AcceptanceService:
         """R5.3: issue AcceptanceRejectionExpiry for deliveries not accepted in 15 days,
         and tell the sender — in the same transaction, so a served delivery is never left
         unannounced (it is no longer due, so no later run would tell them)."""
-        now = now or self._clock.now()
-        cutoff = now - timedelta(days=self._settings.deemed_service_days)
-        due = await self._deliveries.due_for_deemed_service(cutoff)
+        return await self._serve_expired(now or self._clock.now())
+
+    async def _serve_expired(self, now: datetime, recipient: str | None = None) -> int:
+        """Deem served what waited 15 days (``recipient``'s only, when given).
+
+        Service is deemed done when the 15 days end — ZPP 141.a: "z dnem poteka tega
+        roka" — so that moment (notification + 15 days), not when a run finds it, is the
+        evidence's EventTime and the decision's time (from which R8.1's retention and a
+        court's deadlines count). The record is sealed and time-stamped now, later."""
+        days = timedelta(days=self._settings.deemed_service_days)
+        due = await self._deliveries.due_for_deemed_service(now - days, recipient)
         done = 0
         for row in due:
             sender: str = row["sender_address"]
@@ -327,7 +340,7 @@ class AcceptanceService:
                 "deemed_served",
                 "deemed",
                 (),
-                now,
+                row["notified_at"] + days,
                 changed_also=tell_sender,
             )
         return done

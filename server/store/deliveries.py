@@ -352,14 +352,19 @@ class DeliveryStore:
         )
         return [r["delivery_id"] for r in rows]
 
-    async def due_for_deemed_service(self, cutoff: datetime) -> list[asyncpg.Record]:
-        """Recipients notified at or before ``cutoff`` who have not decided (R5.3)."""
+    async def due_for_deemed_service(
+        self, cutoff: datetime, recipient: str | None = None
+    ) -> list[asyncpg.Record]:
+        """Recipients notified at or before ``cutoff`` who have not decided (R5.3); only
+        ``recipient``'s when given."""
         return await self._pool.fetch(
-            """SELECT r.delivery_id, r.recipient_address, d.sender_address
+            """SELECT r.delivery_id, r.recipient_address, r.notified_at, d.sender_address
                  FROM delivery_recipients r JOIN deliveries d USING (delivery_id)
                 WHERE r.state = 'awaiting_acceptance' AND r.notified_at <= $1
+                  AND ($2::text IS NULL OR r.recipient_address = $2)
                 ORDER BY r.notified_at""",
             cutoff,
+            recipient,
         )
 
     async def evidence(self, delivery_id: uuid.UUID) -> list[EvidenceRow]:

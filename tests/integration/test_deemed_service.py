@@ -101,3 +101,52 @@ async def test_r5_3_no_deemed_service_is_committed_without_the_senders_notice(
     assert await server.services.acceptance.deemed_service() == 1
     assert await recipient_state(server, did) == ("deemed_served", 1, 1)
     assert len(await sender_notices(server)) == 2
+
+
+async def served(server: RunningServer, did: str) -> tuple[str, object, object, object]:
+    row = await server.services.pool.fetchrow(
+        """SELECT r.state, r.notified_at, r.decided_at, e.event_time
+             FROM delivery_recipients r
+             LEFT JOIN evidence e ON e.delivery_id = r.delivery_id
+                                 AND e.event = 'AcceptanceRejectionExpiry'
+            WHERE r.delivery_id = $1::uuid""",
+        did,
+    )
+    return row["state"], row["notified_at"], row["decided_at"], row["event_time"]
+
+
+async def test_r5_3_service_is_deemed_when_the_15_days_end_not_when_a_run_finds_it(
+    server: RunningServer,
+) -> None:
+    """ZPP 141.a: service is deemed done "z dnem poteka tega roka". The daily run that finds
+    the delivery a day and three hours later records the moment the 15 days ended as the
+    evidence's EventTime and the decision's time (R8.1 and a court's deadlines count from
+    it); before, it recorded its own run time."""
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    server.clock.advance(timedelta(days=16, hours=3))
+    assert await server.services.acceptance.deemed_service() == 1
+    state, notified, decided, event_time = await served(server, sent["delivery_id"])
+    assert state == "deemed_served"
+    assert decided == event_time == notified + timedelta(days=15)
+
+
+async def test_r5_3_after_15_days_the_recipient_finds_it_served_before_any_run(
+    server: RunningServer,
+) -> None:
+    """A recipient who comes to accept a minute after the 15 days, before the daily run,
+    is not issued a vročilnica for it (which would record an acceptance after service was
+    deemed done): 409 ``not_waiting``, the delivery is deemed served as of day 15, the
+    sender told, and the content released."""
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    did = sent["delivery_id"]
+    server.clock.advance(timedelta(days=15, minutes=1))
+    async with server.client("delegate") as client:
+        async with client.get(f"/api/v1/deliveries/{did}/receipt") as response:
+            assert response.status == 409
+            assert (await response.json())["reason"] == "not_waiting"
+        async with client.get(f"/api/v1/deliveries/{did}/parts/0") as response:
+            assert response.status == 200
+    state, notified, decided, _ = await served(server, did)
+    assert state == "deemed_served" and decided == notified + timedelta(days=15)
+    assert len(await sender_notices(server)) == 2
+    assert await server.services.acceptance.deemed_service() == 0
