@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class JobContext:
     services: Services
-    #: The injected clock's time at the start of the run: every rule is judged at it.
+    #: The moment every rule of the run is judged at: a scheduled run's slot (its due
+    #: time, e.g. 01:05:00 exactly), else the injected clock's time at its start. A slot
+    #: makes day counts exact — judged at the run's start, milliseconds of jitter between
+    #: the run that set a date (an invoice's due date) and the one judging it put a
+    #: "30 days" just short and moved a closure to day 31. Never later than the start.
     now: datetime
     #: Call after each item is committed; the runner records the count in ``job_runs``.
     done: Callable[[int], Awaitable[None]]

@@ -123,7 +123,8 @@ class JobRunner:
             await lock.fetchval("SELECT 1")
             await job_runs.progress(conn, run_id, count)
 
-        context = JobContext(services=self._services, now=now, done=done)
+        judged = slot if trigger == "schedule" else now
+        context = JobContext(services=self._services, now=judged, done=done)
         try:
             items = await job.work(context)
         except Exception as exc:

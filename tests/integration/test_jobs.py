@@ -286,3 +286,25 @@ def test_r8_7_vep_jobs_lists_every_job_and_run_job_runs_one(
     assert "never" in never
     bad = vep("run-job", "no-such-job", env=env)
     assert bad.returncode == 2
+
+
+async def test_r8_7_a_scheduled_run_judges_its_rules_as_of_its_slot(
+    server: RunningServer,
+) -> None:
+    """A daily run that starts 3 ms after 01:00 judges as of 01:00:00 exactly, so that
+    day counts between runs are exact (a review found a closure moved to day 31 by
+    jitter); a manual run judges as of its start."""
+    seen: list[datetime] = []
+
+    async def note(ctx: JobContext) -> int:
+        seen.append(ctx.now)
+        return 0
+
+    job = Job("note", "R8.7", "notes its time", Schedule.parse("daily 01:00"), note)
+    runner = JobRunner(server.services.pool, server.clock, {"note": job}, {}, server.services)
+    slot = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+    server.clock.set(slot + timedelta(milliseconds=3))
+    assert (await runner.run("note")).status == "ran"
+    server.clock.set(slot + timedelta(days=1, hours=2, milliseconds=7))
+    assert (await runner.run("note", manual=True)).status == "ran"
+    assert seen == [slot, slot + timedelta(days=1, hours=2, milliseconds=7)]
