@@ -10,8 +10,10 @@ error answers carry the security headers.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import ssl
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +29,7 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from yarl import URL
 
+from server.logs import JsonFormatter
 from tests.integration.test_deliveries import COURT, DEJAN, PDF, _state, send
 from tests.mailbox_support import natural
 from tests.support import RunningServer
@@ -322,3 +325,25 @@ async def test_a_sender_signature_by_a_name_with_a_nul_is_recorded_visibly(
     [signer] = signature["signers"]
     assert signer["trusted"] is False
     assert "PNOSI-\\x001" in signer["subject"] and "\x00" not in signer["subject"]
+
+
+async def test_a_request_aiohttp_cannot_parse_leaves_no_cookie_in_the_log(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """R9.5: aiohttp logs its parse error with the raw header line in the exception's
+    message — a session cookie with it. The log keeps the exception's classes and frames,
+    never its message."""
+    url = URL(server.url)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection(url.host, url.port, ssl=context)
+    writer.write(
+        b"GET /api/v1/session HTTP/1.1\r\nHost: x\r\nCookie: vep_session=SECRETTOKEN123\x01\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await reader.read(200)
+    writer.close()
+    assert b" 400 " in answer.split(b"\r\n")[0]
+    lines = [JsonFormatter().format(r) for r in caplog.records]
+    assert any('"exc": "Traceback' in line for line in lines)  # the error was logged
+    assert not [line for line in lines if "SECRETTOKEN123" in line]
