@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
-
 def exception_outline(exc: BaseException) -> str:
     """A traceback without messages: each exception of the chain (its causes and contexts,
     innermost last) as its frames and its class name only."""
