@@ -3,8 +3,11 @@
 The master key (32 random bytes) lives in a file readable by the service only and is read
 once at start; it never encrypts content itself. Each delivery gets a fresh 32-byte data
 key, stored only *wrapped* by the master key (AES-256-GCM, the delivery id as associated
-data), so a wrapped key copied to another delivery's row does not unwrap, and deleting the
-row makes the content unreadable (crypto-erasure, R8.1) even where a disk keeps old blocks.
+data), so a wrapped key copied to another delivery's row does not unwrap, and clearing it
+when the content is disposed of (R8.1, ``RetentionStore``) makes the content unreadable
+(crypto-erasure) even where a disk keeps old blocks of the files. Copies of the row itself
+(WAL, backups) keep the wrapped key as long as the master key lives: erasing those needs a
+master-key rotation, which is not built yet (one ``key_version`` today).
 
 ``version`` goes into ``deliveries.key_version`` and into the associated data; the
 wrapped bytes also carry an 8-byte fingerprint of the master key, so after a rotation a

@@ -140,6 +140,10 @@ async def test_r8_1_retention_purges_a_day_after_not_a_day_before(
         "SELECT content_purged_at IS NULL FROM deliveries WHERE delivery_id = $1::uuid",
         formal["delivery_id"],
     )
+    # crypto-erasure: the wrapped data key is gone with the content, the other's stays
+    key_sql = "SELECT octet_length(wrapped_key) FROM deliveries WHERE delivery_id = $1::uuid"
+    assert await pool.fetchval(key_sql, did) == 0
+    assert await pool.fetchval(key_sql, formal["delivery_id"]) > 0
     # the evidence outlives the content, and the disposal has its own sealed record
     status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/evidence")
     events = [e["event"] for e in json.loads(body)["evidence"]]
