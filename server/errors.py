@@ -194,6 +194,16 @@ class PayloadTooLarge(DomainError):
         super().__init__(f"The body is larger than {limit} bytes.", limit=limit)
 
 
+class ContentUnavailable(DomainError):
+    """Stored content does not open as it was written (damaged or missing file, a key
+    that does not unwrap): nothing is sent and nothing recorded; the operator restores it
+    from a backup (R5.5)."""
+
+    status = 503
+    reason = "content_unavailable"
+    title = "Content unavailable"
+
+
 class OutcomeUncertain(DomainError):
     """A write was sent but its answer was lost (a connection cut mid-commit): it may or
     may not have committed. What it needs (the delivery's content) is kept; the client

@@ -11,15 +11,18 @@ any part issues ``ContentHandover``, once.
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..clock import Clock
-from ..content.keys import WrappedKey
+from ..content.files import StoredPart
+from ..content.keys import DataKey, KeyUnwrapError, WrappedKey
 from ..content.store import ContentStore
-from ..errors import BadRequest, NotFound, Refused
+from ..content.stream import ContentError
+from ..errors import BadRequest, ContentUnavailable, NotFound, Refused
 from ..evidence.model import CertRef, EventName, Party
 from ..evidence.seal import EvidenceSealer
 from ..receipts import ReceiptIssuer
@@ -33,6 +36,8 @@ from .mailboxes import Access, MailboxService, Need
 #: States in which the recipient may read the content.
 RELEASED = ("consigned", "accepted", "deemed_served")
 PAGE = 50
+UNAVAILABLE = "The stored content cannot be opened; the operator has been alerted."
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -156,12 +161,39 @@ class DeliveryAccessService:
         part = next((p for p in delivery.parts if p.part_no == part_no), None)
         if part is None:
             raise NotFound("No such part.")
-        if view.recipient is not None:
+        try:
+            key = self._content.data_key(
+                WrappedKey(delivery.key_version, delivery.wrapped_key), str(delivery.delivery_id)
+            )
+        except KeyUnwrapError:
+            log.error(
+                "content key does not unwrap", extra={"delivery_id": str(delivery.delivery_id)}
+            )
+            raise ContentUnavailable(UNAVAILABLE) from None
+        stored = stored_part(part)
+        row = delivery.recipient(view.recipient) if view.recipient is not None else None
+        if view.recipient is not None and row is not None and row.handed_over_at is None:
+            # ContentHandover says the recipient was given the content: seal it only once
+            # the whole part has opened and matched its hash (a full pass, first time only)
+            async for _ in self._opened(stored, key, delivery):
+                pass
             await self._handover(delivery, view.recipient, check)
-        key = self._content.data_key(
-            WrappedKey(delivery.key_version, delivery.wrapped_key), str(delivery.delivery_id)
-        )
-        return part, self._content.read(stored_part(part), key)
+        return part, self._opened(stored, key, delivery)
+
+    async def _opened(
+        self, stored: StoredPart, key: DataKey, delivery: DeliveryRow
+    ) -> AsyncIterator[bytes]:
+        """The part's plaintext; a part that fails to open is :class:`ContentUnavailable`
+        (no plaintext of a failing chunk is ever yielded)."""
+        try:
+            async for chunk in self._content.read(stored, key):
+                yield chunk
+        except ContentError as exc:
+            log.error(
+                "stored content does not open",
+                extra={"delivery_id": str(delivery.delivery_id), "error": type(exc).__name__},
+            )
+            raise ContentUnavailable(UNAVAILABLE) from None
 
     async def _handover(
         self, delivery: DeliveryRow, recipient: str, check: CertificateCheck

@@ -211,6 +211,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     part, chunks = await services(request).delivery_access.download(
         request.match_info["id"], part_no, principal(request).check, _read_as(request)
     )
+    # The first chunk opens before the status line goes out: a part that does not open
+    # is a clear 503 content_unavailable, not a 200 cut short.
+    first = await anext(chunks, b"")
     response = web.StreamResponse(
         headers={
             "Content-Type": part.media_type,
@@ -220,6 +223,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
+    await response.write(first)
     async for chunk in chunks:
         await response.write(chunk)
     await response.write_eof()
