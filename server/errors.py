@@ -194,6 +194,19 @@ class PayloadTooLarge(DomainError):
         super().__init__(f"The body is larger than {limit} bytes.", limit=limit)
 
 
+class UploadTimedOut(DomainError):
+    """The submission's parts did not arrive in time (R5.7); nothing was kept."""
+
+    status = 408
+    reason = "upload_timeout"
+    title = "Upload too slow"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"The delivery's parts must arrive within {seconds:.0f} seconds.", limit=seconds
+        )
+
+
 class ContentUnavailable(DomainError):
     """Stored content does not open as it was written (damaged or missing file, a key
     that does not unwrap): nothing is sent and nothing recorded; the operator restores it

@@ -110,6 +110,10 @@ class Settings:
     #: R5.7 limits.
     max_delivery_bytes: int = 100 * 1024 * 1024
     max_delivery_parts: int = 20
+    #: R5.5, R5.7: a submission's parts must arrive within this many seconds (408
+    #: ``upload_timeout``, nothing kept). Under the content sweep's 24 h grace, so that a
+    #: trickled upload's first files cannot be swept as orphans before its commit.
+    upload_timeout_seconds: float = 3600.0
     #: R5.5: a part of at most this many bytes is kept, sealed, in its database row
     #: instead of a file (migration 0012); 0 = every part is a file. At most 1 MiB (one
     #: content chunk).
@@ -259,6 +263,20 @@ def _url(key: str, value: Any) -> str:
     return text
 
 
+#: The longest upload allowed: well under the content sweep's 24 h grace for files no row
+#: names yet (``services.sweep.GRACE``).
+UPLOAD_TIMEOUT_LIMIT = 12 * 3600.0
+
+
+def _upload_timeout(key: str, value: Any) -> float:
+    seconds = _float(key, value)
+    if not 0 < seconds <= UPLOAD_TIMEOUT_LIMIT:
+        raise SettingsError(
+            key, f"must be more than 0 and at most {UPLOAD_TIMEOUT_LIMIT:.0f}, got {seconds}"
+        )
+    return seconds
+
+
 def _inline_max(key: str, value: Any) -> int:
     number = _int(key, value, 0)
     if number > INLINE_MAX_LIMIT:
@@ -316,6 +334,7 @@ _PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "receipt_signature": lambda k, v: {"receipt_signature": _one_of(ReceiptSignature)(k, v)},
     "max_delivery_bytes": lambda k, v: {"max_delivery_bytes": _int(k, v, 1)},
     "max_delivery_parts": lambda k, v: {"max_delivery_parts": _int(k, v, 1)},
+    "upload_timeout_seconds": lambda k, v: {"upload_timeout_seconds": _upload_timeout(k, v)},
     "content_inline_max_bytes": lambda k, v: {"content_inline_max_bytes": _inline_max(k, v)},
     "allowed_content_types": lambda k, v: {"allowed_content_types": _types(k, v)},
     "deemed_service_days": lambda k, v: {"deemed_service_days": _int(k, v, 1)},

@@ -31,6 +31,7 @@ from ..errors import (
     OutcomeUncertain,
     PayloadTooLarge,
     Refused,
+    UploadTimedOut,
 )
 from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Party
 from ..evidence.seal import EvidenceSealer, SealedEvidence
@@ -155,51 +156,11 @@ class SubmissionService:
         committing = asyncio.Event()
         settings = self._settings
         try:
-            remaining = settings.max_delivery_bytes
-            async for part in parts:
-                if part.field == "signature":  # a detached CAdES over the file before it
-                    if not stored or stored[-1].sender_signature is not None:
-                        raise BadRequest(
-                            "A `signature` part must follow its `file` part.",
-                            "signature_without_file",
-                        )
-                    signature = await read_all(part.chunks, MAX_SIGNATURE, "signature")
-                    remaining -= len(signature)  # signatures count in the delivery size
-                    if remaining < 0:
-                        raise PayloadTooLarge(settings.max_delivery_bytes)
-                    stored[-1] = await self._verified(data_key, stored[-1], signature)
-                    continue
-                if part.field != "file":
-                    raise BadRequest(f"Unknown part `{part.field}`.", "unknown_part")
-                if len(stored) >= settings.max_delivery_parts:
-                    raise InvalidFields([{"field": "file", "reason": "too_many_parts"}])
-                media_type = part.media_type.split(";")[0].strip().lower()
-                if media_type not in settings.allowed_content_types:
-                    raise InvalidFields(
-                        [{"field": f"file[{len(stored)}]", "reason": "type_not_allowed"}]
-                    )
-                if part.filename is not None and file_name_refused(part.filename):
-                    raise InvalidFields(
-                        [{"field": f"file[{len(stored)}]", "reason": "bad_filename"}]
-                    )
-                written = await self._content.write(
-                    str(delivery_id), data_key, part.chunks, remaining
-                )
-                remaining -= written.size
-                row = PartRow(
-                    part_no=len(stored),
-                    name=(part.filename or f"part-{len(stored)}")[:200],
-                    media_type=media_type,
-                    size=written.size,
-                    sha256=written.sha256,
-                    locator=written.locator,
-                    ciphertext_size=written.ciphertext_size,
-                    sender_signature=None,
-                    inline=written.inline,
-                )
-                stored.append(row)
-                if media_type == "application/pdf" and await self._has_pdf_signature(data_key, row):
-                    stored[-1] = await self._verified(data_key, row, None)
+            try:
+                async with asyncio.timeout(settings.upload_timeout_seconds):
+                    await self._receive(parts, str(delivery_id), data_key, stored)
+            except TimeoutError:
+                raise UploadTimedOut(settings.upload_timeout_seconds) from None
             if not stored:
                 raise InvalidFields([{"field": "file", "reason": "required"}])
             return await self._commit(access, meta, delivery_id, wrapped, stored, committing)
@@ -209,6 +170,58 @@ class SubmissionService:
             if not committing.is_set():
                 await asyncio.shield(self._discard(stored))
             raise
+
+    async def _receive(
+        self,
+        parts: AsyncIterator[IncomingPart],
+        delivery_id: str,
+        data_key: DataKey,
+        stored: list[PartRow],
+    ) -> None:
+        """Write each file part to the content store (appended to ``stored`` as it is
+        written, so that a failure can remove it) and verify its sender signature."""
+        settings = self._settings
+        remaining = settings.max_delivery_bytes
+        async for part in parts:
+            if part.field == "signature":  # a detached CAdES over the file before it
+                if not stored or stored[-1].sender_signature is not None:
+                    raise BadRequest(
+                        "A `signature` part must follow its `file` part.",
+                        "signature_without_file",
+                    )
+                signature = await read_all(part.chunks, MAX_SIGNATURE, "signature")
+                remaining -= len(signature)  # signatures count in the delivery size
+                if remaining < 0:
+                    raise PayloadTooLarge(settings.max_delivery_bytes)
+                stored[-1] = await self._verified(data_key, stored[-1], signature)
+                continue
+            if part.field != "file":
+                raise BadRequest(f"Unknown part `{part.field}`.", "unknown_part")
+            if len(stored) >= settings.max_delivery_parts:
+                raise InvalidFields([{"field": "file", "reason": "too_many_parts"}])
+            media_type = part.media_type.split(";")[0].strip().lower()
+            if media_type not in settings.allowed_content_types:
+                raise InvalidFields(
+                    [{"field": f"file[{len(stored)}]", "reason": "type_not_allowed"}]
+                )
+            if part.filename is not None and file_name_refused(part.filename):
+                raise InvalidFields([{"field": f"file[{len(stored)}]", "reason": "bad_filename"}])
+            written = await self._content.write(delivery_id, data_key, part.chunks, remaining)
+            remaining -= written.size
+            row = PartRow(
+                part_no=len(stored),
+                name=(part.filename or f"part-{len(stored)}")[:200],
+                media_type=media_type,
+                size=written.size,
+                sha256=written.sha256,
+                locator=written.locator,
+                ciphertext_size=written.ciphertext_size,
+                sender_signature=None,
+                inline=written.inline,
+            )
+            stored.append(row)
+            if media_type == "application/pdf" and await self._has_pdf_signature(data_key, row):
+                stored[-1] = await self._verified(data_key, row, None)
 
     async def _plaintext(self, data_key: DataKey, row: PartRow) -> bytes:
         if row.size > MAX_SIGNED_PART:

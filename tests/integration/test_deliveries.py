@@ -18,9 +18,11 @@ from typing import Any
 import aiohttp
 import pytest
 from lxml import etree
+from yarl import URL
 
 from server.evidence import xml as evidence_xml
 from server.settings import Settings
+from server.tls import client_context
 from server.tools.sign import async_sign_cades_detached
 from tests.conftest import PkiService
 from tests.mailbox_support import (
@@ -312,6 +314,54 @@ async def test_r5_7_disallowed_type_oversize_and_disconnect_leave_nothing(
                 break
             await asyncio.sleep(0.1)
         assert await _state(small) == before
+
+
+async def test_r5_7_an_upload_slower_than_its_limit_is_408_and_leaves_nothing(
+    server: RunningServer, dev_pki, database_url: str
+) -> None:
+    """R5.5: the parts must arrive within ``upload_timeout_seconds`` (under the content
+    sweep's 24 h grace, so a trickled upload's first file cannot be swept as an orphan
+    before its commit binds its hash in evidence). A file already written goes too."""
+    before = await _state(server)
+    # a file of several content chunks: aiohttp reads a part in 1 MiB chunks (or to its end)
+    large = PDF * (3 * 1024 * 1024 // len(PDF))
+    settings = make_settings(dev_pki, database_url, upload_timeout_seconds=1.0)
+
+    meta = json.dumps({"to": [DEJAN], "subject": "x", "kind": "registered"}).encode()
+    head = (
+        b'--b\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n'
+        + meta
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"'
+        + b"\r\nContent-Type: application/pdf\r\n\r\n"
+        + large
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="b.pdf"'
+        + b"\r\nContent-Type: application/pdf\r\n\r\n"
+        + PDF[:100]
+    )
+    rest = PDF[100:] + b"\r\n--b--\r\n"
+
+    async with running_server(settings, dev_pki) as slow:
+        # by hand, so that the pause really falls between the bytes on the wire
+        url = URL(slow.url)
+        context = client_context(
+            dev_pki.root,
+            dev_pki.directory / "qualified-qscd.chain.pem",
+            dev_pki.key("qualified-qscd"),
+        )
+        reader, writer = await asyncio.open_connection(url.host, url.port, ssl=context)
+        writer.write(
+            f"POST /api/v1/mailboxes/{COURT}/deliveries HTTP/1.1\r\nHost: {url.host}\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {len(head) + len(rest)}\r\n\r\n".encode()
+            + head
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(4096), timeout=10)
+        writer.close()
+        status_line, _, rest_of_answer = answer.partition(b"\r\n")
+        assert b" 408 " in status_line
+        assert b"upload_timeout" in rest_of_answer
+        assert await _state(slow) == before
 
 
 def forge_commitment(document: bytes) -> bytes:

@@ -63,6 +63,9 @@ def test_toml_then_environment_overrides(tmp_path: Path) -> None:
         ({"VEP_DEV_PKI": "off"}, "VEP_TLS_CERT"),
         ({"VEP_EVENT_LOOP": "trio"}, "VEP_EVENT_LOOP"),
         ({"VEP_RECEIPT_SIGNATURE": "fax"}, "VEP_RECEIPT_SIGNATURE"),
+        ({"VEP_UPLOAD_TIMEOUT_SECONDS": "0"}, "VEP_UPLOAD_TIMEOUT_SECONDS"),
+        # not up to the content sweep's 24 h grace: a slow upload's files would be swept
+        ({"VEP_UPLOAD_TIMEOUT_SECONDS": str(24 * 3600)}, "VEP_UPLOAD_TIMEOUT_SECONDS"),
     ],
 )
 def test_bad_environment_value_names_the_key(env: dict[str, str], key: str) -> None:
