@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from asn1crypto import x509
 
 from ..clock import Clock
-from ..errors import Conflict, InvalidFields, NotFound
+from ..errors import Conflict, InvalidFields, NotFound, RateLimited
 from ..store.contacts import ContactStore, NotificationAddress
 from ..store.mailboxes import MailboxStore
 from ..store.outbox import OutboxStore
@@ -26,7 +27,14 @@ from ..trust.certs import load_der
 from . import fields as f
 from .mailboxes import Access, MailboxService
 
+if TYPE_CHECKING:
+    from ..store.db import Connection
+
 CODE_TTL = timedelta(hours=24)
+#: R3.4: confirmation codes to one e-mail address (from every mailbox together).
+CODE_INTERVAL = timedelta(minutes=1)
+CODE_WINDOW = timedelta(hours=24)
+CODES_PER_DAY = 5
 MAX_CODE_ATTEMPTS = 5
 MAX_ADDRESSES = 5
 _ENCRYPTION_USAGES = frozenset({"key_encipherment", "key_agreement", "data_encipherment"})
@@ -130,6 +138,7 @@ class SettingsService:
         code = f"{secrets.randbelow(1_000_000):06d}"
         now = self._clock.now()
         async with self._contacts.pool.acquire() as conn, conn.transaction():
+            await self._may_send_code(conn, email, now)
             await self._contacts.put_code(
                 conn,
                 address,
@@ -147,6 +156,26 @@ class SettingsService:
                 at=now,
             )
         return email
+
+    async def _may_send_code(self, conn: Connection, email: str, now: datetime) -> None:
+        """R3.4: a code goes to an address at most once a minute and
+        :data:`CODES_PER_DAY` times in 24 hours, from all mailboxes together. Each add
+        sends a new code with five fresh tries, so without a limit a manager could flood a
+        stranger's inbox, and guess without end."""
+        count, first, last = await self._outbox.sent_lately(
+            conn, email, "email_confirmation", now - CODE_WINDOW
+        )
+        wait = 0.0
+        if last is not None and now - last < CODE_INTERVAL:
+            wait = (last + CODE_INTERVAL - now).total_seconds()
+        if count >= CODES_PER_DAY and first is not None:
+            wait = max(wait, (first + CODE_WINDOW - now).total_seconds())
+        if wait > 0:
+            raise RateLimited(
+                "A confirmation code was sent to this address just now or too often today; "
+                "try again later.",
+                math.ceil(wait),
+            )
 
     async def confirm_address(self, access: Access, email: str, body: dict[str, Any]) -> None:
         MailboxService.require_manageable(access)

@@ -82,6 +82,21 @@ class OutboxStore:
         assert isinstance(outbox_id, int)
         return outbox_id
 
+    async def sent_lately(
+        self, conn: Connection, to: str, kind: str, since: datetime
+    ) -> tuple[int, datetime | None, datetime | None]:
+        """How many ``kind`` e-mails were queued to ``to`` since ``since``, and the first
+        and the last of them (an index on confirmations, migration 0015)."""
+        row = await conn.fetchrow(
+            """SELECT count(*) AS n, min(created_at) AS first, max(created_at) AS last
+                 FROM outbox WHERE recipient = $1 AND kind = $2 AND created_at > $3""",
+            to,
+            kind,
+            since,
+        )
+        assert row is not None
+        return int(row["n"]), row["first"], row["last"]
+
     async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxMessage]:
         """Claim up to ``limit`` due rows for this worker until ``now + lease``.
 

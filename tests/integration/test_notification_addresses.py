@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import PkiService
-from tests.mailbox_support import legal, open_mailbox
+from tests.mailbox_support import legal, natural, open_mailbox
 from tests.smtp import SmtpServer
 from tests.support import RunningServer, make_settings, running_server
 
@@ -192,3 +192,37 @@ async def test_r3_4_a_frozen_mailbox_keeps_its_addresses_as_they_are(
                         assert (r.status, problem["reason"]) == (409, "mailbox_not_active")
             after = await pool.fetch("SELECT * FROM notification_addresses ORDER BY email")
             assert after == before
+
+
+async def test_r3_4_confirmation_codes_to_one_address_are_limited(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """Every add sends a new code with five fresh tries: at most one a minute and five in
+    24 hours go to one address, from all mailboxes together (429 with Retry-After) — else
+    a manager floods a stranger's inbox and guesses without end (found in review)."""
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server:
+        await open_mailbox(server, "qualified-qscd", legal("primer"))
+        await open_mailbox(server, "delegate", natural("dejan", tax_number="12345679"))
+
+        async def add(who: str, mailbox: str) -> tuple[int, dict[str, object], str | None]:
+            path = f"/api/v1/mailboxes/{mailbox}/notification-addresses"
+            async with server.client(who) as client:
+                async with client.post(path, json={"email": "victim@example.si"}) as r:
+                    return r.status, await r.json(), r.headers.get("Retry-After")
+
+        assert (await add("qualified-qscd", "primer@vep.si"))[0] == 202
+        status, body, retry = await add("qualified-qscd", "primer@vep.si")  # at once again
+        assert (status, body["reason"], retry) == (429, "rate_limited", "60")
+        for _ in range(4):
+            server.clock.advance(timedelta(minutes=1))
+            assert (await add("qualified-qscd", "primer@vep.si"))[0] == 202
+        server.clock.advance(timedelta(minutes=1))
+        status, _, retry = await add("delegate", "dejan@vep.si")  # the sixth, elsewhere
+        assert status == 429 and retry == str(24 * 3600 - 5 * 60)
+        server.clock.advance(timedelta(seconds=24 * 3600 - 5 * 60))
+        assert (await add("delegate", "dejan@vep.si"))[0] == 202
+        sent = await server.services.pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE recipient = 'victim@example.si'"
+        )
+    assert sent == 6
