@@ -150,12 +150,16 @@ def iban(value: Any) -> str:
 
 
 def email(value: Any) -> str:
+    """The address as it is sent to: a domain with Slovenian letters (IDN) in its ASCII
+    form (``xn--``), which every mail relay accepts; kept in Unicode it needed SMTPUTF8,
+    and without it the confirmation code never arrived (found in review). A local part
+    with such letters stays as it is (only SMTPUTF8 can carry it)."""
     result = _string(value)
     try:
         checked = validate_email(result, check_deliverability=False)
     except EmailNotValidError:
         raise FieldError("format") from None
-    return str(checked.normalized)
+    return str(checked.ascii_email or checked.normalized)
 
 
 def boolean(value: Any) -> bool:

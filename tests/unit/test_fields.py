@@ -116,6 +116,18 @@ def test_email_syntax(value: str, expected: str | None) -> None:
     assert reason(f.email, value) == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "sent_to"),
+    [
+        ("Ana@Example.SI", "Ana@example.si"),
+        ("ziga@čšž.si", "ziga@xn--bea2o7c.si"),  # any relay takes the ASCII form
+        ("žiga@primer.si", "žiga@primer.si"),  # only SMTPUTF8 can carry this one
+    ],
+)
+def test_email_is_kept_as_it_is_sent_to(value: str, sent_to: str) -> None:
+    assert f.email(value) == sent_to
+
+
 NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
