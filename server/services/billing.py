@@ -33,15 +33,25 @@ SIGNATURE_HEADER = "X-VEP-Signature"
 TIMESTAMP_HEADER = "X-VEP-Timestamp"
 
 
+#: The largest payment recorded (10 billion euros) and the longest reference kept: past
+#: them PostgreSQL's bigint or its index row refused the write (a 500, found in review).
+MAX_PAYMENT_CENTS = 10**12
+MAX_REFERENCE = 200
+
+
 def parse_amount(text: str) -> int:
     """``"12.50"`` (euros) → 1250 cents; at most two decimals, more than zero."""
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
         raise InvalidFields([{"field": "amount", "reason": "not_a_number"}]) from None
+    if not value.is_finite():
+        raise InvalidFields([{"field": "amount", "reason": "not_a_number"}])
     cents = value * 100
     if cents != cents.to_integral_value() or cents <= 0:
         raise InvalidFields([{"field": "amount", "reason": "positive_with_two_decimals"}])
+    if cents > MAX_PAYMENT_CENTS:
+        raise InvalidFields([{"field": "amount", "reason": "too_large"}])
     return int(cents)
 
 
@@ -99,6 +109,8 @@ class BillingService:
         self, number: str, amount: str, operator: str, reference: str | None
     ) -> Invoice:
         now = self._clock.now()
+        if reference is not None and len(reference) > MAX_REFERENCE:
+            raise InvalidFields([{"field": "reference", "reason": "too_long"}])
         ref = reference or f"operator:{operator}:{now.isoformat()}"
         return await self._record(
             number, parse_amount(amount), "operator", ref, f"operator:{operator}"
@@ -156,6 +168,10 @@ def _event(body: bytes) -> dict[str, Any]:
             errors.append({"field": key, "reason": "required"})
     if not errors and event["amount_cents"] <= 0:
         errors.append({"field": "amount_cents", "reason": "positive"})
+    if not errors and event["amount_cents"] > MAX_PAYMENT_CENTS:
+        errors.append({"field": "amount_cents", "reason": "too_large"})
+    if not errors and len(event["event_id"]) > MAX_REFERENCE:
+        errors.append({"field": "event_id", "reason": "too_long"})
     if errors:
         raise InvalidFields(errors)
     return event

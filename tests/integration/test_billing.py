@@ -174,6 +174,16 @@ async def test_r8_2_webhook_bad_signature_old_timestamp_or_replay_change_nothing
     for headers, reason in cases:
         status, problem = await post(headers)
         assert (status, problem["reason"]) == (400, reason), problem
+    # signed, but what the database cannot keep: a clear 422, nothing recorded (was 500)
+    for field, value, reason in (
+        ("amount_cents", 2**63, "too_large"),
+        ("event_id", "e" * 5000, "too_long"),
+    ):
+        odd = json.loads(body)
+        odd[field] = value
+        data = json.dumps(odd).encode()
+        status, problem = await post(_signed(data, now), data)
+        assert (status, problem["errors"]) == (422, [{"field": field, "reason": reason}])
     tampered = body.replace(b'"amount_cents": ' + str(amount).encode(), b'"amount_cents": 1')
     headers = _signed(body, now)
     assert (await post(headers, tampered))[1]["reason"] == "bad_signature"
