@@ -6,12 +6,17 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from server.app import create_app
 from server.clock import ManualClock
@@ -138,3 +143,24 @@ async def audit_head_removed(pool: Any) -> AsyncIterator[None]:
             head["prev_hash"],
             head["hash"],
         )
+
+
+def self_signed(
+    common_name: str, serial: int
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A throwaway self-signed P-256 certificate named ``common_name`` (any text, a NUL
+    too), valid from yesterday for 30 days: what a stranger can present or sign with."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .serial_number(serial)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .public_key(key.public_key())
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert

@@ -4,15 +4,12 @@ header; the live OCSP/CRL service is consulted for every fresh check."""
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import PkiService
 from tests.support import (
@@ -21,6 +18,7 @@ from tests.support import (
     make_settings,
     proxy_header,
     running_server,
+    self_signed,
 )
 
 pytestmark = pytest.mark.integration
@@ -234,19 +232,7 @@ async def test_r9_1_a_login_is_recorded_only_with_its_audit_record(
 
 def _self_signed_with_nul() -> str:
     """A self-signed certificate whose common name holds a NUL (a UTF8String may)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Ana\x00Novak")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .serial_number(7)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .public_key(key.public_key())
-        .sign(key, hashes.SHA256())
-    )
+    _, cert = self_signed("Ana\x00Novak", 7)
     return quote(cert.public_bytes(serialization.Encoding.PEM).decode())
 
 

@@ -14,17 +14,14 @@ import asyncio
 import base64
 import json
 import ssl
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pyhanko.sign.signers import SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from yarl import URL
@@ -32,7 +29,7 @@ from yarl import URL
 from server.logs import JsonFormatter
 from tests.integration.test_deliveries import COURT, DEJAN, PDF, _state, send
 from tests.mailbox_support import natural
-from tests.support import RunningServer
+from tests.support import RunningServer, self_signed
 
 pytestmark = pytest.mark.integration
 
@@ -258,19 +255,7 @@ async def _signed_by_a_name_with_a_nul(content: bytes) -> bytes:
     """A detached CAdES over ``content`` by a self-made certificate whose serialNumber (a
     PrintableString) holds a NUL: pyca/cryptography cannot read it, so the report names the
     signer as asn1crypto renders it, NUL and all."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Ana")])
-    now = datetime.now(UTC)
-    made = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .serial_number(9)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .public_key(key.public_key())
-        .sign(key, hashes.SHA256())
-    )
+    key, made = self_signed("Ana", 9)
     plain = asn1_x509.Certificate.load(made.public_bytes(serialization.Encoding.DER))
     tbs = plain["tbs_certificate"].copy()
     hostile = asn1_x509.Name.build({"common_name": "Ana", "serial_number": "PNOSI-\x001"})
