@@ -120,6 +120,7 @@ class ContactStore:
             )
 
     async def remove(self, address: str, email: str, at: datetime, actor: str) -> bool:
+        """Remove an address and give up what the mailbox still had queued for it."""
         async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
                 "DELETE FROM notification_addresses WHERE address = $1 AND email = $2",
@@ -128,6 +129,17 @@ class ContactStore:
             )
             if status != "DELETE 1":
                 return False
+            # What this mailbox queued for the address and has not sent yet (a code, a
+            # notice) is not sent any more: the subscriber took the address away.
+            await conn.execute(
+                """UPDATE outbox SET given_up_at = $3, params = NULL,
+                                     last_error = 'address_removed'
+                    WHERE recipient = $2 AND params->>'mailbox' = $1
+                      AND sent_at IS NULL AND given_up_at IS NULL""",
+                address,
+                email,
+                at,
+            )
             await self._audit.append(
                 at,
                 actor,

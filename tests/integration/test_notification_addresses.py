@@ -226,3 +226,31 @@ async def test_r3_4_confirmation_codes_to_one_address_are_limited(
             "SELECT count(*) FROM outbox WHERE recipient = 'victim@example.si'"
         )
     assert sent == 6
+
+
+async def test_r3_4_a_removed_address_gets_nothing_still_queued_for_it(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """The confirmation e-mail still queued (the mail server is away) is given up when
+    the address is removed, and carries its code no more; another mailbox's e-mail to the
+    same address is not touched."""
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server:
+        await open_mailbox(server, "qualified-qscd", legal("primer"))
+        await open_mailbox(server, "delegate", natural("dejan", tax_number="12345679"))
+        async with server.client("qualified-qscd") as ana:
+            async with ana.post(BASE, json={"email": "board@primer.si"}) as r:
+                assert r.status == 202
+        server.clock.advance(timedelta(minutes=1))
+        async with server.client("delegate") as dejan:
+            path = "/api/v1/mailboxes/dejan@vep.si/notification-addresses"
+            async with dejan.post(path, json={"email": "board@primer.si"}) as r:
+                assert r.status == 202
+        async with server.client("qualified-qscd") as ana:
+            async with ana.delete(f"{BASE}/board@primer.si") as r:
+                assert r.status == 204
+        rows = await server.services.pool.fetch(
+            """SELECT params IS NULL AS cleared, given_up_at IS NOT NULL AS given_up, last_error
+                 FROM outbox WHERE recipient = 'board@primer.si' ORDER BY id"""
+        )
+    assert [tuple(r) for r in rows] == [(True, True, "address_removed"), (False, False, None)]
