@@ -112,12 +112,13 @@ def cmd_dev_pki(args: argparse.Namespace) -> int:
             f"(persons as .pem/.key/.p12, PKCS#12 password 'vep'; service {url_prefix})"
         )
         if existing is not None:
-            # The same serial numbers with new signatures: a database that saw the old
-            # certificates refuses these (serial_reused, RFC 5280 §4.1.2.2).
+            # certomancer numbers certificates in order: one whose content changed (or a
+            # person added before it) may now carry a serial an old database has seen
+            # with other content, and is refused there (serial_reused, RFC 5280 §4.1.2.2)
             print(
-                "vep: the certificates were re-issued under their old serial numbers; "
-                "a database that saw the old ones refuses them (serial_reused): "
-                "start from a fresh one (make distclean)",
+                "vep: the certificates were re-issued; one whose content changed under a "
+                "serial number a database has seen is refused there (serial_reused): "
+                "start from a fresh database (make distclean)",
                 file=sys.stderr,
             )
         return 0
