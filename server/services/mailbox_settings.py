@@ -125,7 +125,9 @@ class SettingsService:
             access.mailbox.address, changes, self._clock.now(), access.actor
         )
 
-    async def add_address(self, access: Access, body: dict[str, Any]) -> str:
+    async def add_address(self, access: Access, body: dict[str, Any]) -> tuple[str, bool]:
+        """The address and whether it is confirmed. One confirmed already stays as it is:
+        no new code, and its notices go on (re-adding it unconfirmed it, found in review)."""
         MailboxService.require_manageable(access)
         c = f.Collector()
         email = c.check("email", f.email, body.get("email"))
@@ -133,6 +135,8 @@ class SettingsService:
             raise InvalidFields(c.errors)
         address = access.mailbox.address
         existing = await self._contacts.of_mailbox(address)
+        if any(e.email == email and e.confirmed_at is not None for e in existing):
+            return email, True
         if len(existing) >= MAX_ADDRESSES and all(e.email != email for e in existing):
             raise Conflict(f"At most {MAX_ADDRESSES} notification addresses.", "too_many")
         code = f"{secrets.randbelow(1_000_000):06d}"
@@ -155,7 +159,7 @@ class SettingsService:
                 params={"mailbox": address, "code": code},
                 at=now,
             )
-        return email
+        return email, False
 
     async def _may_send_code(self, conn: Connection, email: str, now: datetime) -> None:
         """R3.4: a code goes to an address at most once a minute and

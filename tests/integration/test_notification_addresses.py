@@ -78,6 +78,16 @@ async def test_r3_4_address_confirmed_by_code_from_the_email(
                 assert (await r.json())["notification_addresses"] == [
                     {"email": "board@primer.si", "confirmed": True}
                 ]
+            # added again: it stays confirmed, and no new code goes out
+            server.clock.advance(timedelta(minutes=2))
+            async with ana.post(BASE, json={"email": "board@primer.si"}) as r:
+                assert (r.status, await r.json()) == (
+                    200,
+                    {"email": "board@primer.si", "confirmed": True},
+                )
+            async with ana.get("/api/v1/mailboxes/primer@vep.si/settings") as r:
+                assert (await r.json())["notification_addresses"][0]["confirmed"] is True
+            assert await server.services.pool.fetchval("SELECT count(*) FROM outbox") == 1
         stored = await server.services.pool.fetchrow(
             "SELECT code_hash, params FROM notification_addresses, outbox"
         )

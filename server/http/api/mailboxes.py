@@ -125,8 +125,12 @@ async def update_settings(request: web.Request) -> web.Response:
 
 async def add_notification_address(request: web.Request) -> web.Response:
     access = await _access(request, Need.MANAGE)
-    email = await services(request).settings_service.add_address(access, await read_json(request))
-    return web.json_response({"email": email, "confirmed": False}, status=202)
+    email, confirmed = await services(request).settings_service.add_address(
+        access, await read_json(request)
+    )
+    return web.json_response(
+        {"email": email, "confirmed": confirmed}, status=200 if confirmed else 202
+    )
 
 
 async def confirm_notification_address(request: web.Request) -> web.Response:
