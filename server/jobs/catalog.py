@@ -1,7 +1,8 @@
 """Every scheduled job, with the rule it serves and its default schedule (R8.7).
 
-Default times are UTC and spread over the night (R9.3: maintenance 18:00–06:00) so that
-the daily jobs do not compete; settings may override any of them (``job_schedules``).
+Default times are UTC and spread over the night (R9.3: maintenance 18:00–06:00 Slovenian
+time, which is UTC+1 in winter and UTC+2 in summer: so none after 04:00 UTC) so that the
+daily jobs do not compete; settings may override any of them (``job_schedules``).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def catalog(outbox_worker: OutboxWorker | None, outbox_seconds: float = 2.0) -> 
             "personal-data",
             "R8.6",
             "personal data removed 10 years after the contract ends",
-            Schedule.parse("daily 04:30"),
+            Schedule.parse("daily 03:50"),
             _personal_data,
         ),
         Job(

@@ -3,10 +3,11 @@ values naming the key (R8.1: retention below 3 months does not start)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
+from server.jobs.catalog import catalog
 from server.jobs.schedule import Schedule, ScheduleError, parse_overrides
 from server.services.lifecycle import add_months, add_years
 from server.settings import SettingsError, load
@@ -87,3 +88,15 @@ def test_r8_calendar_months_clamp_to_the_month_end() -> None:
     assert add_months(at("2027-11-30 00:00:00"), 3) == at("2028-02-29 00:00:00")
     assert add_months(at("2027-05-15 00:00:00"), -3) == at("2027-02-15 00:00:00")
     assert add_years(at("2028-02-29 00:00:00"), 10) == at("2038-02-28 00:00:00")
+
+
+@pytest.mark.parametrize("offset", [1, 2])  # Ljubljana: CET in winter, CEST in summer
+def test_r9_3_every_timed_default_runs_in_the_maintenance_window(offset: int) -> None:
+    """R9.3: maintenance windows are 18:00–06:00 (Slovenian time); the daily and monthly
+    jobs keep to them in winter and in summer (04:30 UTC was 06:30 in summer)."""
+    for job in catalog(None).values():
+        if job.schedule.kind == "every":
+            continue
+        utc = datetime(2026, 1, 1, job.schedule.hour, job.schedule.minute, tzinfo=UTC)
+        local = (utc + timedelta(hours=offset)).time()
+        assert local >= time(18) or local < time(6), (job.name, local)
