@@ -172,12 +172,12 @@ class DeliveryAccessService:
             raise ContentUnavailable(UNAVAILABLE) from None
         stored = stored_part(part)
         row = delivery.recipient(view.recipient) if view.recipient is not None else None
-        if view.recipient is not None and row is not None and row.handed_over_at is None:
+        if row is not None and row.handed_over_at is None:
             # ContentHandover says the recipient was given the content: seal it only once
             # the whole part has opened and matched its hash (a full pass, first time only)
             async for _ in self._opened(stored, key, delivery):
                 pass
-            await self._handover(delivery, view.recipient, check)
+            await self._handover(delivery, row.recipient_address, check)
         return part, self._opened(stored, key, delivery)
 
     async def _opened(
