@@ -123,7 +123,7 @@ class AcceptanceService:
         # accepted now nor listed in a vročilnica (R5.3).
         recipient, delivery = view.recipient, view.delivery
         if await self._serve_expired(self._clock.now(), recipient):
-            delivery = (await self._reading.view(delivery_id, check, recipient)).delivery
+            delivery = await self._deliveries.get(delivery.delivery_id) or delivery
         row = delivery.recipient(recipient)
         if row is None or row.state != "awaiting_acceptance":
             raise Conflict("This delivery no longer waits for acceptance.", "not_waiting")
