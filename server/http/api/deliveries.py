@@ -100,6 +100,7 @@ def _iso(at: datetime | None) -> str | None:
 def _delivery(
     d: DeliveryRow, content_visible: bool, recipient: str | None, suffix: str = ""
 ) -> dict[str, object]:
+    deleted = d.deleted_for(recipient)
     body: dict[str, object] = {
         "delivery_id": str(d.delivery_id),
         "kind": d.kind,
@@ -118,10 +119,10 @@ def _delivery(
             if recipient is None or r.recipient_address == recipient
         ],
         "content_purged_at": _iso(d.content_purged_at),
-        "content_deleted_at": _iso(d.deleted_for(recipient)),
+        "content_deleted_at": _iso(deleted),
     }
     # R8.1: content this party deleted from its mailbox is no longer shown to it
-    if content_visible and d.deleted_for(recipient) is None:
+    if content_visible and deleted is None:
         body["message"] = d.message
         body["parts"] = [
             {
