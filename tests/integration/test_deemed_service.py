@@ -7,7 +7,7 @@ served, no longer due, and the sender never told."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
@@ -150,3 +150,27 @@ async def test_r5_3_after_15_days_the_recipient_finds_it_served_before_any_run(
     assert state == "deemed_served" and decided == notified + timedelta(days=15)
     assert len(await sender_notices(server)) == 2
     assert await server.services.acceptance.deemed_service() == 0
+
+
+async def test_r5_3_the_15_days_end_at_the_microsecond_of_notification(
+    server: RunningServer,
+) -> None:
+    """The edge itself: a microsecond before notification + 15 days the recipient is still
+    issued a vročilnica; at that moment the delivery is served (409 ``not_waiting``) and
+    the decision carries exactly that moment."""
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    did = sent["delivery_id"]
+    _, notified, _, _ = await served(server, did)
+    assert isinstance(notified, datetime)
+    end = notified + timedelta(days=15)
+    async with server.client("delegate") as client:
+        server.clock.set(end - timedelta(microseconds=1))
+        async with client.get(f"/api/v1/deliveries/{did}/receipt") as response:
+            assert response.status == 200
+        assert (await served(server, did))[0] == "awaiting_acceptance"
+        server.clock.set(end)
+        async with client.get(f"/api/v1/deliveries/{did}/receipt") as response:
+            assert response.status == 409
+            assert (await response.json())["reason"] == "not_waiting"
+    state, _, decided, event_time = await served(server, did)
+    assert state == "deemed_served" and decided == event_time == end
