@@ -52,6 +52,8 @@ RECORDING_READS = frozenset({PART_DOWNLOAD, RECEIPT_ISSUE})
 SESSION_API = "session"
 HOME_PAGE = "home"
 SESSION_STARTS = frozenset({SESSION_API, HOME_PAGE})
+#: ``Sec-Fetch-Site`` values of a request another site's page made the browser send.
+ELSEWHERE = frozenset({"cross-site", "same-site"})
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -186,9 +188,22 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         request[PRINCIPAL] = Principal(session.check, session, peer)
     else:
         login = request.match_info.route.name in SESSION_STARTS
+        if login and _embedded_from_elsewhere(request):
+            # R1.6: an <img src> or fetch() on another site's page would start a session
+            # (an audited record) and, R1.3, a live OCSP fetch, for every request it makes
+            raise CsrfRejected("Another site cannot start a session here.")
         check = await svc.authenticator.authenticate(der, peer, force=login)
         request[PRINCIPAL] = Principal(check, None, peer)
     return await handler(request)
+
+
+def _embedded_from_elsewhere(request: web.Request) -> bool:
+    """A browser request that another site's page made, other than following a link to us
+    (a top-level navigation, which is how a user arrives from an e-mail or a search)."""
+    return (
+        request.headers.get("Sec-Fetch-Site") in ELSEWHERE
+        and request.headers.get("Sec-Fetch-Mode") != "navigate"
+    )
 
 
 def _origin_host(origin: str) -> str | None:

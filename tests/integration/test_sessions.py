@@ -297,3 +297,56 @@ async def test_r1_3_a_session_starts_with_a_fresh_check(
             assert response.status == 200
             assert SESSION_COOKIE in response.cookies
         assert await checks() == 3
+
+
+async def test_r1_6_another_sites_page_cannot_start_a_session(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """The client certificate is ambient: an ``<img src>`` or ``fetch()`` on another site's
+    page (``Sec-Fetch-Site`` cross-site or same-site, any mode but navigate) would start a
+    session — an audited record and, R1.3, a fresh certificate check with a live OCSP
+    fetch — for every request it makes. It is refused (403 ``csrf``) before any check. A
+    link followed from elsewhere (``navigate``), an address typed (``none``), our own
+    pages and programs (no header) still log in."""
+    settings = make_settings(dev_pki, database_url)
+    async with running_server(settings, dev_pki) as server:
+        pool = server.services.pool
+
+        async def recorded() -> tuple[int, int]:
+            row = await pool.fetchrow(
+                """SELECT (SELECT count(*) FROM sessions) AS sessions,
+                          (SELECT count(*) FROM audit_events
+                            WHERE action = 'auth.certificate') AS checks"""
+            )
+            return int(row["sessions"]), int(row["checks"])
+
+        async with server.client("qualified") as client:
+            for path, accept in (("/api/v1/session", "*/*"), ("/", "text/html")):
+                for site in ("cross-site", "same-site"):
+                    for mode in ("no-cors", "cors"):
+                        headers = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode}
+                        headers["Accept"] = accept
+                        async with client.get(path, headers=headers) as response:
+                            assert response.status == 403, (path, site, mode)
+                            if path.startswith("/api/"):
+                                assert (await response.json())["reason"] == "csrf"
+                            else:  # a readable page, not JSON
+                                assert response.content_type == "text/html"
+                            assert SESSION_COOKIE not in response.cookies
+            assert await recorded() == (0, 0)
+        started = 0
+        for path in ("/api/v1/session", "/"):
+            for headers in (
+                {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"},
+                {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate"},
+                {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"},
+                {},
+            ):
+                async with (
+                    server.client("qualified") as client,
+                    client.get(path, headers={**headers, "Accept": "text/html"}) as response,
+                ):
+                    assert response.status == 200, (path, headers)
+                    assert SESSION_COOKIE in response.cookies
+                started += 1
+                assert (await recorded())[0] == started
