@@ -192,13 +192,18 @@ class LifecycleService:
         return False
 
     async def remove_personal_data(self, now: datetime, done: Done) -> int:
-        """R8.6: personal data removed 10 years (setting) after the contract ended."""
+        """R8.6: personal data removed 10 years (setting) after the contract ended — the
+        subscriber's, and the e-mail addresses of notices finished that long ago. Counts
+        subscribers and notices."""
         cutoff = add_years(now, -self._rules.personal_data_years)
         count = 0
         for subscriber_id in await self._store.personal_data_due(cutoff):
             if await self._store.remove_personal_data(subscriber_id, now, "system:personal-data"):
                 count += 1
                 await done(1)
+        if notices := await self._store.forget_notice_addresses(cutoff, now):
+            count += notices
+            await done(notices)
         return count
 
 

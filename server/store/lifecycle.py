@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .db import Connection
 
 OPEN_STATES = ("temporary", "active", "suspended")
+#: Finished notices forgotten per statement: one transaction stays short on a big outbox.
+_FORGET_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -318,3 +320,43 @@ class LifecycleStore:
                 conn=conn,
             )
         return True
+
+    async def forget_notice_addresses(self, finished_before: datetime, at: datetime) -> int:
+        """R8.6: notices that finished (sent or given up) at or before ``finished_before``
+        forget the e-mail address they went to; returns how many did.
+
+        Their parameters went when they finished, so nothing links such a row to its
+        subscriber any more, and it cannot wait for that contract's end: it goes by its own
+        age. A notice goes out while its contract runs or as it ends, so this is never
+        later than the period after the contract's end (but for the minutes the last notice
+        takes to go out), and earlier while a contract still runs, which "at most" allows.
+        The record of the notice itself (kind, times, outcome) stays, as logs do (7 years
+        at least). One statement per batch, each in its own transaction with its audit
+        record."""
+        forgotten = 0
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                status = await conn.execute(
+                    # the literal '[removed]' matches the partial index (migration 0016)
+                    """UPDATE outbox SET recipient = '[removed]'
+                        WHERE id IN (SELECT id FROM outbox
+                                      WHERE recipient <> '[removed]'
+                                        AND (sent_at IS NOT NULL OR given_up_at IS NOT NULL)
+                                        AND coalesce(sent_at, given_up_at) <= $1
+                                      LIMIT $2
+                                        FOR UPDATE SKIP LOCKED)""",
+                    finished_before,
+                    _FORGET_BATCH,
+                )
+                count = int(status.split()[-1])
+                if count == 0:
+                    return forgotten
+                await self._audit.append(
+                    at,
+                    "system:personal-data",
+                    "outbox.addresses_removed",
+                    "success",
+                    {"notices": count},
+                    conn=conn,
+                )
+            forgotten += count
