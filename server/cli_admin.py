@@ -86,6 +86,13 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     verify.add_argument(
         "--anchors", action="append", default=[], help="more trust anchors (PEM), repeatable"
     )
+    verify.add_argument(
+        "--seal-cert",
+        action="append",
+        default=[],
+        help="the provider's seal certificate (PEM/DER) the archive must be sealed by, "
+        "repeatable; default: this installation's configured seal certificate",
+    )
 
 
 async def _refuse_when_ceased(gate: WindDownGate) -> None:
@@ -237,10 +244,26 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 def verify_export(args: argparse.Namespace) -> int:
     """``vep admin verify-export DIR``: 0 when intact, 1 naming the first problem."""
     from .export import verify_archive
-    from .validate.anchors import environment_anchor_paths, load_anchors
+    from .trust.validation import load_certificates
+    from .validate.anchors import (
+        environment_anchor_paths,
+        environment_seal_certificate,
+        load_anchors,
+    )
 
     paths = [*environment_anchor_paths(), *(Path(a) for a in args.anchors)]
-    result = asyncio.run(verify_archive(Path(args.directory), load_anchors(paths)))
+    configured = environment_seal_certificate()
+    seal_paths = [Path(p) for p in args.seal_cert] or ([configured] if configured else [])
+    try:
+        # a chain file's first certificate is the seal itself
+        seals = [load_certificates([p])[0] for p in seal_paths]
+    except (OSError, ValueError, IndexError):
+        print("vep: --seal-cert: not a readable certificate file", file=sys.stderr)
+        return 2
+    if not seals:
+        print("vep: name the provider's seal certificate with --seal-cert", file=sys.stderr)
+        return 2
+    result = asyncio.run(verify_archive(Path(args.directory), load_anchors(paths), seals))
     if not result.ok:
         print(f"vep: export NOT intact: {result.problem}", file=sys.stderr)
         return 1

@@ -8,10 +8,15 @@ In this order, stopping at the first problem:
    development) — the validation tool of R6.4 (:mod:`server.validate`) decides — and every
    certificate the seal carries verifies under its issuer (the certificate set is outside
    the signature: a changed byte there would otherwise go unnoticed);
-2. the manifest is ours (``format``) and names only safe relative paths;
-3. every file it lists exists with its size and SHA-256 (read in 1 MiB chunks), and the
+2. the signer is the provider's seal certificate itself, as the successor knows it (from the
+   trusted list or the provider), and the seal has a signature time-stamp (CAdES-B-T): the
+   anchors also issue every subscriber's certificate, so "chains to an anchor" alone let
+   anyone with a qualified signature seal an archive of their own making;
+3. the manifest is ours (``format``), names only safe relative paths, and lists every file
+   an export writes (:data:`REQUIRED`);
+4. every file it lists exists with its size and SHA-256 (read in 1 MiB chunks), and the
    directory holds no other file;
-4. ``audit.jsonl`` recomputes as an unbroken hash chain (R9.1), so the audit trail handed
+5. ``audit.jsonl`` recomputes as an unbroken hash chain (R9.1), so the audit trail handed
    over is checked on its own terms as well.
 
 No database and no network are needed: the successor runs it.
@@ -33,9 +38,12 @@ from cryptography.exceptions import InvalidSignature
 
 from ..store.audit import AuditEvent, check_chain
 from ..validate import validate
-from .archive import FORMAT, MANIFEST, SEAL
+from .archive import FORMAT, MANIFEST, SEAL, TABLES
 
 CHUNK = 1024 * 1024
+#: The files every export writes besides the evidence XML: a manifest without one of them
+#: describes an archive with records left out.
+REQUIRED = frozenset({"evidence.jsonl", "audit.jsonl", *(t.file for t in TABLES)})
 
 
 @dataclass(frozen=True)
@@ -109,21 +117,28 @@ def _audit_chain(path: Path) -> tuple[int, str | None]:
     return report.records, f"audit.jsonl: record {report.first_bad_seq}{problem}"
 
 
+def _shown(name: str) -> str:
+    """A file name as a problem message may print it: a name with a carriage return or
+    an escape sequence in it must not write over the verdict on a terminal."""
+    return name if name.isprintable() else repr(name)
+
+
 def _check_files(directory: Path, listed: dict[str, tuple[int, str]]) -> str | None:
-    """The first listed file missing or changed, or a file the manifest does not list."""
+    """The first listed file missing or changed, or an entry the manifest does not list (a
+    FIFO, socket or device too: nothing unlisted belongs in a sealed archive)."""
     present = {
         p.relative_to(directory).as_posix()
         for p in directory.rglob("*")
-        if p.is_file() or p.is_symlink()
+        if p.is_symlink() or not p.is_dir()
     } - {MANIFEST, SEAL}
     for relative in sorted(listed):
         path = directory / relative
         if relative not in present or not path.is_file() or path.is_symlink():
-            return f"{relative} is missing"
+            return f"{_shown(relative)} is missing"
         if _digest(path) != listed[relative]:
-            return f"{relative} changed (its SHA-256 is not the sealed one)"
+            return f"{_shown(relative)} changed (its SHA-256 is not the sealed one)"
     extra = sorted(present - set(listed))
-    return f"{extra[0]} is not in the manifest" if extra else None
+    return f"{_shown(extra[0])} is not in the manifest" if extra else None
 
 
 def _issued_by(cert: cx509.Certificate, issuer: cx509.Certificate) -> bool:
@@ -152,7 +167,33 @@ def _carried_certificates_problem(seal: bytes, anchors: Sequence[x509.Certificat
     return None
 
 
-async def verify_archive(directory: Path, anchors: Sequence[x509.Certificate]) -> VerifyResult:
+def _signer_certificate(seal: bytes) -> bytes | None:
+    """The DER of the carried certificate the (one) SignerInfo names, if it carries it."""
+    try:
+        signed = cms.ContentInfo.load(seal)["content"]
+        sid = signed["signer_infos"][0]["sid"]
+        for choice in signed["certificates"] or []:
+            cert = choice.chosen
+            if sid.name == "issuer_and_serial_number":
+                named = sid.chosen["issuer"] == cert.issuer and (
+                    sid.chosen["serial_number"].native == cert.serial_number
+                )
+            else:
+                named = sid.chosen.native == cert.key_identifier
+            if named:
+                return bytes(cert.dump())
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    return None
+
+
+async def verify_archive(
+    directory: Path,
+    anchors: Sequence[x509.Certificate],
+    seal_certificates: Sequence[x509.Certificate],
+) -> VerifyResult:
+    """``seal_certificates``: the provider's seal certificate(s) the successor was given;
+    the manifest must be sealed by one of them."""
     manifest_path, seal_path = directory / MANIFEST, directory / SEAL
     for needed in (manifest_path, seal_path):
         if not needed.is_file():
@@ -179,6 +220,10 @@ async def verify_archive(directory: Path, anchors: Sequence[x509.Certificate]) -
         return _fail(carried)
     stamped = [t.time for t in signature.timestamps if t.kind == "signature" and t.intact]
     signer, sealed_at = signature.signer_subject, (stamped[0] if stamped else None)
+    if _signer_certificate(seal_bytes) not in {bytes(c.dump()) for c in seal_certificates}:
+        return _fail(f"the seal is not the provider's: it was made by {signer!r}", signer)
+    if sealed_at is None:
+        return _fail("the seal has no signature time-stamp (CAdES-B-T)", signer)
     try:
         manifest = json.loads(manifest_bytes)
         files = manifest["files"]
@@ -187,9 +232,13 @@ async def verify_archive(directory: Path, anchors: Sequence[x509.Certificate]) -
         listed = {str(f["path"]): (int(f["size"]), str(f["sha256"])) for f in files}
     except (ValueError, KeyError, TypeError):
         return _fail(f"{MANIFEST} is not a {FORMAT} manifest", signer, sealed_at)
+    if len(listed) != len(files):
+        return _fail(f"{MANIFEST} lists a file twice", signer, sealed_at)
     for relative in listed:
         if not _safe(relative) or relative in (MANIFEST, SEAL):
             return _fail(f"{MANIFEST} names an unsafe path: {relative!r}", signer, sealed_at)
+    if left_out := sorted(REQUIRED - set(listed)):
+        return _fail(f"{MANIFEST} does not list {left_out[0]}", signer, sealed_at)
     problem = await asyncio.to_thread(_check_files, directory, listed)
     if problem is not None:
         return _fail(problem, signer, sealed_at)

@@ -26,18 +26,31 @@ def settings_anchor_paths(settings: Settings) -> tuple[Path, ...]:
     return tuple(p for p in settings.anchor_paths if p.exists())
 
 
-def environment_anchor_paths(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
-    """The configured anchors, read from ``VEP_CONFIG`` / ``VEP_*`` as the server would."""
+def _environment_settings(environ: Mapping[str, str] | None) -> Settings:
+    """The settings from ``VEP_CONFIG`` / ``VEP_*`` as the server would read them."""
     env = dict(os.environ if environ is None else environ)
     env.setdefault("VEP_DATABASE_URL", "postgresql://unused/")  # not needed to validate
-    text = None
     config = env.pop("VEP_CONFIG", None)
+    text = Path(config).read_text(encoding="utf-8") if config else None
+    return load(text, env, config or "")
+
+
+def environment_anchor_paths(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """The configured anchors, read from ``VEP_CONFIG`` / ``VEP_*`` as the server would."""
     try:
-        if config:
-            text = Path(config).read_text(encoding="utf-8")
-        return settings_anchor_paths(load(text, env, config or ""))
+        return settings_anchor_paths(_environment_settings(environ))
     except (SettingsError, OSError):
         return (DEFAULT_DEV_ROOT,) if DEFAULT_DEV_ROOT.exists() else ()
+
+
+def environment_seal_certificate(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The provider's own seal certificate (chain PEM, the seal first) as configured, when
+    the file exists: what ``verify-export`` pins unless told another (R8.5)."""
+    try:
+        path = _environment_settings(environ).effective_seal_cert
+    except (SettingsError, OSError):
+        return None
+    return path if path.is_file() else None
 
 
 def load_anchors(paths: Iterable[Path]) -> list[x509.Certificate]:
@@ -51,6 +64,7 @@ def load_anchors(paths: Iterable[Path]) -> list[x509.Certificate]:
 __all__ = [
     "DEFAULT_DEV_ROOT",
     "environment_anchor_paths",
+    "environment_seal_certificate",
     "load_anchors",
     "settings_anchor_paths",
 ]

@@ -418,7 +418,8 @@ async def test_r8_5_export_verifies_and_a_changed_byte_is_detected(
 
     # one changed byte anywhere is found, and named
     anchors = load_anchors([root])
-    assert (await verify_archive(archive, anchors)).ok
+    seals = load_anchors([dev_pki.cert("provider-seal")])
+    assert (await verify_archive(archive, anchors, seals)).ok
     names = [f["path"] for f in manifest["files"]] + ["manifest.json", "manifest.json.p7s"]
     seal_certificates = _certificate_offsets(archive / "manifest.json.p7s")
     cases = [(name, None) for name in names] + [
@@ -428,7 +429,7 @@ async def test_r8_5_export_verifies_and_a_changed_byte_is_detected(
         copy = tmp_path / "copy"
         shutil.copytree(archive, copy)
         flip(copy / name, at)
-        result = await verify_archive(copy, anchors)
+        result = await verify_archive(copy, anchors, seals)
         assert not result.ok, name
         assert result.problem is not None
         if name.startswith("manifest.json"):
@@ -441,7 +442,7 @@ async def test_r8_5_export_verifies_and_a_changed_byte_is_detected(
     assert refused.returncode == 1 and "extra.txt is not in the manifest" in refused.stderr
     (archive / "extra.txt").unlink()
     # without the anchor the seal is intact but not trusted
-    untrusted = await verify_archive(archive, [])
+    untrusted = await verify_archive(archive, [], seals)
     assert not untrusted.ok and "not trusted" in str(untrusted.problem)
     (archive / "persons.jsonl").unlink()
-    assert (await verify_archive(archive, anchors)).problem == "persons.jsonl is missing"
+    assert (await verify_archive(archive, anchors, seals)).problem == "persons.jsonl is missing"

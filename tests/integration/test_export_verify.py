@@ -1,0 +1,126 @@
+"""R8.5: ``verify-export`` accepts only the provider's own seal, time-stamped, over a
+manifest that lists every file an export writes.
+
+Found in review: the seal had only to chain to the trust anchors, and those issue every
+subscriber's certificate too — any holder of a qualified signature or seal could hand a
+successor an archive of their own making, and it was reported intact. Here the forger has
+a real qualified seal of another company (``legal-seal``) and the real time-stamp
+authority, so only the pin refuses it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from server.evidence.local_tsa import local_tsa_for
+from server.evidence.signer import FileKeySigner
+from server.export import verify_archive
+from server.export.archive import ProviderSeal
+from server.validate.anchors import load_anchors
+from tests.cli_support import vep, vep_env
+from tests.conftest import PkiService
+from tests.integration.test_deliveries import COURT, DEJAN, send
+from tests.integration.test_wind_down import cli_env, effective, lifecycle
+from tests.mailbox_support import open_delivery_world
+from tests.support import RunningServer, make_settings, running_server
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def server(dev_pki, pki_service: PkiService, database_url: str):  # type: ignore[no-untyped-def]
+    settings = make_settings(dev_pki, database_url, lifecycle=lifecycle(dev_pki))
+    async with running_server(settings, dev_pki) as running:
+        await open_delivery_world(running)
+        yield running
+
+
+def seal_of(dev_pki, name: str, stamped: bool = True) -> ProviderSeal:  # type: ignore[no-untyped-def]
+    signer = FileKeySigner(dev_pki.directory / f"{name}.chain.pem", dev_pki.key(name))
+    return ProviderSeal(signer, local_tsa_for(dev_pki.directory) if stamped else None)
+
+
+async def resealed(archive: Path, to: Path, seal: ProviderSeal, edit=None) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of ``archive`` whose manifest (changed by ``edit``) ``seal`` sealed anew."""
+    shutil.copytree(archive, to)
+    manifest = (to / "manifest.json").read_bytes()
+    if edit is not None:
+        document = json.loads(manifest)
+        edit(document, to)
+        manifest = json.dumps(document).encode()
+        (to / "manifest.json").write_bytes(manifest)
+    (to / "manifest.json.p7s").write_bytes(await seal.seal(io.BytesIO(manifest)))
+    return to
+
+
+async def test_r8_5_verify_export_accepts_only_the_providers_time_stamped_seal(
+    server: RunningServer, dev_pki, database_url: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    assert (await send(server, "qualified-qscd", COURT, [DEJAN]))[0] == 201
+    await effective(server)
+    archive = tmp_path / "archive"
+    env = cli_env(dev_pki, database_url)
+    exported = vep("admin", "export", "--to", str(archive), "--operator", "maja", env=env)
+    assert exported.returncode == 0, exported.stderr
+    anchors = load_anchors([dev_pki.root])
+    provider = load_anchors([dev_pki.cert("provider-seal")])
+    assert (await verify_archive(archive, anchors, provider)).ok
+    successor = vep_env(VEP_DATA_DIR=str(dev_pki.directory.parent))  # the configured seal
+    assert vep("admin", "verify-export", str(archive), env=successor).returncode == 0
+
+    # another company's qualified seal, time-stamped by the real TSA: intact and trusted
+    forged = await resealed(archive, tmp_path / "forged", seal_of(dev_pki, "legal-seal"))
+    result = await verify_archive(forged, anchors, provider)
+    assert not result.ok and "not the provider's" in str(result.problem), result
+    refused = vep("admin", "verify-export", str(forged), env=successor)
+    assert refused.returncode == 1 and "not the provider's" in refused.stderr
+    # the successor names the seal it was given: the provider's archive is not that one's
+    pin = ["--seal-cert", str(dev_pki.cert("legal-seal"))]
+    other = vep("admin", "verify-export", str(archive), *pin, env=successor)
+    assert other.returncode == 1 and "not the provider's" in other.stderr
+    missing = vep(
+        "admin", "verify-export", str(archive), "--seal-cert", "/nonexistent", env=successor
+    )
+    assert missing.returncode == 2
+
+    # the provider's key without the time-stamp: CAdES-B only
+    unstamped = await resealed(
+        archive, tmp_path / "unstamped", seal_of(dev_pki, "provider-seal", stamped=False)
+    )
+    result = await verify_archive(unstamped, anchors, provider)
+    assert result.problem == "the seal has no signature time-stamp (CAdES-B-T)"
+
+    # a manifest that leaves out a file every export writes, sealed properly
+    def leave_out_persons(document: dict, to: Path) -> None:  # type: ignore[type-arg]
+        document["files"] = [f for f in document["files"] if f["path"] != "persons.jsonl"]
+        (to / "persons.jsonl").unlink()
+
+    short = await resealed(
+        archive, tmp_path / "short", seal_of(dev_pki, "provider-seal"), leave_out_persons
+    )
+    result = await verify_archive(short, anchors, provider)
+    assert result.problem == "manifest.json does not list persons.jsonl"
+
+    def list_twice(document: dict, to: Path) -> None:  # type: ignore[type-arg]
+        document["files"].append(document["files"][0])
+
+    twice = await resealed(
+        archive, tmp_path / "twice", seal_of(dev_pki, "provider-seal"), list_twice
+    )
+    result = await verify_archive(twice, anchors, provider)
+    assert result.problem == "manifest.json lists a file twice"
+
+    # what is not listed is refused, a FIFO too, and a name cannot rewrite the verdict
+    (archive / "x\rvep: export intact").write_text("slipped in")
+    result = await verify_archive(archive, anchors, provider)
+    assert result.problem == "'x\\rvep: export intact' is not in the manifest"
+    (archive / "x\rvep: export intact").unlink()
+    os.mkfifo(archive / "pipe")
+    result = await verify_archive(archive, anchors, provider)
+    assert result.problem == "pipe is not in the manifest"
