@@ -209,15 +209,26 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
                     details = {"to": str(directory)}
                     await audit.append(started, operator, "export.start", "success", details)
 
-                result = await export_archive(
-                    pool,
-                    directory,
-                    seal,
-                    _progress,
-                    created_at=started,
-                    operator=args.operator,
-                    before_snapshot=before,
-                )
+                try:
+                    result = await export_archive(
+                        pool,
+                        directory,
+                        seal,
+                        _progress,
+                        created_at=started,
+                        operator=args.operator,
+                        before_snapshot=before,
+                    )
+                except Exception as exc:
+                    # R9.1: the attempt read the records, so it is on record how it ended
+                    details = {"to": str(directory), "error": type(exc).__name__}
+                    await audit.append(clock.now(), operator, "export.failed", "failure", details)
+                    if isinstance(exc, DomainError | ExportError):
+                        raise
+                    # the class only: a message may carry a URL or a path with secrets
+                    raise ExportError(
+                        f"the export failed ({type(exc).__name__}); nothing was kept"
+                    ) from None
                 await audit.append(
                     clock.now(),
                     operator,

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -375,10 +376,25 @@ async def _audit(conn: Connection, root: Path, progress: Progress) -> tuple[dict
     return out.close(), done
 
 
-def _prepare(to: Path) -> None:
+def _prepare(to: Path) -> Path:
+    """The directory the archive is written in: a fresh sibling of ``to`` (same file system,
+    so the final rename is atomic), named as unfinished."""
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
         raise ExportError(f"{to} exists and is not an empty directory")
-    to.mkdir(parents=True, exist_ok=True)
+    to.parent.mkdir(parents=True, exist_ok=True)
+    work = to.parent / f".{to.name}.unfinished-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    return work
+
+
+def _finish(work: Path, to: Path) -> None:
+    """Move the sealed archive into place: ``to`` appears whole or not at all."""
+    if to.is_dir() and not any(to.iterdir()):
+        to.rmdir()
+    try:
+        work.rename(to)  # refuses a ``to`` that appeared meanwhile, not empty
+    except OSError:
+        raise ExportError(f"{to} exists and is not an empty directory") from None
 
 
 def _write_manifest(to: Path, meta: dict[str, Any], files: _Entries) -> dict[str, Any]:
@@ -409,8 +425,32 @@ async def export_archive(
     operator: str,
     before_snapshot: Callable[[], Awaitable[None]] | None = None,
 ) -> ExportResult:
-    """Write the archive into ``to`` (new or empty) and seal its manifest."""
-    _prepare(to)
+    """Write the archive into ``to`` (new or empty) and seal its manifest.
+
+    It is written in an unfinished sibling directory and renamed to ``to`` only once
+    sealed: an export that fails — the database, the disk, the seal key or the TSA — leaves
+    no unsealed copy of the records behind (the unfinished directory is removed), and ``to``
+    stays free for the next attempt."""
+    work = _prepare(to)
+    try:
+        result = await _write(pool, work, sealer, progress, created_at, operator, before_snapshot)
+        _finish(work, to)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result.directory = to
+    return result
+
+
+async def _write(
+    pool: asyncpg.Pool,
+    to: Path,
+    sealer: ManifestSealer,
+    progress: Progress,
+    created_at: datetime,
+    operator: str,
+    before_snapshot: Callable[[], Awaitable[None]] | None,
+) -> ExportResult:
     result = ExportResult(to)
     if before_snapshot is not None:
         await before_snapshot()

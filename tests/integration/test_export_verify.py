@@ -24,7 +24,7 @@ from server.export import verify_archive
 from server.export.archive import ProviderSeal
 from server.validate.anchors import load_anchors
 from tests.cli_support import vep, vep_env
-from tests.conftest import PkiService
+from tests.conftest import PkiService, free_port
 from tests.integration.test_deliveries import COURT, DEJAN, send
 from tests.integration.test_wind_down import cli_env, effective, lifecycle
 from tests.mailbox_support import open_delivery_world
@@ -124,3 +124,41 @@ async def test_r8_5_verify_export_accepts_only_the_providers_time_stamped_seal(
     os.mkfifo(archive / "pipe")
     result = await verify_archive(archive, anchors, provider)
     assert result.problem == "pipe is not in the manifest"
+
+
+def entries(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+async def test_r8_5_a_failed_export_leaves_nothing_and_is_on_record(
+    server: RunningServer, dev_pki, database_url: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: the files were written straight into ``--to`` and sealed last, so
+    a TSA that did not answer left every record there unsealed, with an empty seal file,
+    and ``--to`` refused the next attempt. Now the archive appears whole or not at all,
+    and the failure is audited (R9.1: the attempt read the records)."""
+    assert (await send(server, "qualified-qscd", COURT, [DEJAN]))[0] == 201
+    await effective(server)
+    archive = tmp_path / "archive"
+    archive.mkdir()  # an empty directory is a valid target
+    env = cli_env(dev_pki, database_url)
+    no_tsa = {**env, "VEP_TSA_URL": f"http://127.0.0.1:{free_port()}/"}
+    failed = vep("admin", "export", "--to", str(archive), "--operator", "maja", env=no_tsa)
+    assert failed.returncode == 1, failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert entries(tmp_path) == ["archive"] and entries(archive) == []
+    assert "the export failed" in failed.stderr
+    ended = await server.services.pool.fetch(
+        """SELECT action, outcome, details FROM audit_events
+            WHERE action LIKE 'export.%' ORDER BY seq"""
+    )
+    assert [(r["action"], r["outcome"]) for r in ended] == [
+        ("export.start", "success"),
+        ("export.failed", "failure"),
+    ]
+    assert set(ended[1]["details"]) == {"to", "error"}
+    exported = vep("admin", "export", "--to", str(archive), "--operator", "maja", env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert entries(tmp_path) == ["archive"]
+    provider = load_anchors([dev_pki.cert("provider-seal")])
+    assert (await verify_archive(archive, load_anchors([dev_pki.root]), provider)).ok
