@@ -38,7 +38,8 @@ from cryptography.exceptions import InvalidSignature
 
 from ..store.audit import AuditEvent, check_chain
 from ..validate import validate
-from .archive import FORMAT, MANIFEST, SEAL, TABLES
+from .archive import FORMAT, MANIFEST, SEAL
+from .tables import TABLES
 
 CHUNK = 1024 * 1024
 #: The files every export writes besides the evidence XML: a manifest without one of them

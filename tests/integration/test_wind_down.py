@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -371,8 +372,13 @@ async def test_r8_5_export_verifies_and_a_changed_byte_is_detected(
     server: RunningServer, dev_pki, database_url: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     assert (await send(server, "qualified-qscd", COURT, [DEJAN, BOJAN]))[0] == 201
-    assert (await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt"))[0] == 201
+    _, formal = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    status, _, _ = await get(
+        server, "delegate", f"/api/v1/deliveries/{formal['delivery_id']}/receipt"
+    )
+    assert status == 200  # a vročilnica issued, to be kept with the records
     await effective(server)
+    assert await run_job(server) > 0  # the subscribers and the ministry are told
     evidence = await server.services.pool.fetchval("SELECT count(*) FROM evidence")
     env = cli_env(dev_pki, database_url)
     archive = tmp_path / "archive"
@@ -409,6 +415,16 @@ async def test_r8_5_export_verifies_and_a_changed_byte_is_detected(
     assert "admin_password_hash" not in mailboxes and COURT in mailboxes
     wind = json.loads((archive / "wind_down.jsonl").read_text())
     assert len(wind["confirmations"]) == 2
+    # found in review: these were left out — the vročilnica as issued for signing (a
+    # detached CAdES acceptance's evidence holds only its signature), the registrations
+    # the contracts name, and who was told of the wind-down (R8.5)
+    receipts = [json.loads(x) for x in (archive / "receipts.jsonl").read_text().splitlines()]
+    document = await server.services.pool.fetchval("SELECT document FROM receipts")
+    assert [base64.b64decode(r["document_base64"]) for r in receipts] == [bytes(document)]
+    registrations = (archive / "registrations.jsonl").read_text().splitlines()
+    assert len(registrations) == 3 and "admin_password_hash" not in registrations[0]
+    told = [json.loads(x) for x in (archive / "wind_down_notices.jsonl").read_text().splitlines()]
+    assert {t["recipient"] for t in told} == {COURT, DEJAN, BOJAN, "ministry"}
     audit_lines = (archive / "audit.jsonl").read_text().splitlines()
     assert json.loads(audit_lines[-1])["action"] == "export.start"  # in its own snapshot
     last = await server.services.pool.fetchrow(
