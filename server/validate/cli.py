@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # an anchor file that holds no certificate
         print(f"vep verify: not a certificate: {exc}", file=sys.stderr)
         return 2
+    # pyHanko logs the changes it cannot explain as a warning with a traceback; the report
+    # says what they mean for the verdict, and a terminal needs nothing else
+    logging.getLogger("pyhanko").setLevel(logging.ERROR)
     report = asyncio.run(validate(data, content, anchors))
     if getattr(args, "json", False):
         print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))

@@ -2,11 +2,12 @@
 ISO 32000-1 §7.5.6 incremental updates).
 
 pyHanko's difference analysis classifies each later revision: validation data (DSS) and
-document timestamps are expected; form filling and annotations are reported as warnings;
-anything else is reported too, and then the pages are compared — their number and their
-content streams — between the signed revision and the last one. A change there makes the
-signature not intact (``document_modified_after_signing``): the document a reader sees is
-not the one that was signed (DSS reports such a file as ``FORMAT_FAILURE``).
+document timestamps are expected; form filling and annotations are reported as warnings
+(unless a certification signature's DocMDP forbids them), and then the pages are compared
+— their number and their content streams — between the signed revision and the last one.
+Anything else, a change no rule explains, and a page that changed make the signature not
+intact (``document_modified_after_signing``): the document a reader sees may not be the
+one that was signed (DSS reports such a file as ``FORMAT_FAILURE``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 
@@ -27,6 +29,13 @@ from .report import Issue
 PARSE_ERRORS = (PdfError, *_CMS_ERRORS)
 _QUIET_LEVELS = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES)
 _MAX_PAGES = 10_000
+_MAX_OBJECTS = 200_000
+#: Page attributes a /Pages node passes on to its pages (ISO 32000-1 Table 30).
+_INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
+#: What decides how a page looks.
+_SHOWN = frozenset({"/Contents", "/Annots", "/Group", *_INHERITED})
+_BACK_REFERENCES = frozenset({"/Parent", "/P"})
+_HIDDEN, _NO_VIEW = 2, 32  # annotation flags (ISO 32000-1 Table 165)
 
 
 def resolve(value: Any) -> Any:
@@ -35,21 +44,27 @@ def resolve(value: Any) -> Any:
     return value
 
 
-def _pages(reader: PdfFileReader, revision: int) -> list[bytes]:
-    """A digest of each page's content streams, in page order, as of ``revision``."""
+def _pages(reader: PdfFileReader, revision: int, deep: bool = False) -> list[bytes]:
+    """A digest of each page, in page order, as of ``revision``: its content streams, or,
+    ``deep``, everything that decides what it shows (:func:`_shown`)."""
     resolver = reader.get_historical_resolver(revision)
     pages: list[bytes] = []
-    stack: list[Any] = [resolver.root.get("/Pages")]
+    # (node, the attributes it inherits: ISO 32000-1 §7.7.3.4)
+    stack: list[tuple[Any, dict[str, Any]]] = [(resolver.root.get("/Pages"), {})]
     seen: set[object] = set()  # a page tree with a cycle must not loop forever
     while stack and len(pages) < _MAX_PAGES and len(seen) < 4 * _MAX_PAGES:
-        raw = stack.pop()
+        raw, inherited = stack.pop()
         key = (raw.idnum, raw.generation) if isinstance(raw, generic.IndirectObject) else id(raw)
         node = resolve(raw)
         if not isinstance(node, generic.DictionaryObject) or key in seen:
             continue
         seen.add(key)
         if node.get("/Type") == "/Pages" or "/Kids" in node:
-            stack.extend(reversed(list(node.get("/Kids", []))))
+            passed = {**inherited, **{k: node[k] for k in _INHERITED if k in node}}
+            stack.extend((kid, passed) for kid in reversed(list(node.get("/Kids", []))))
+            continue
+        if deep:
+            pages.append(_shown({**inherited, **node}))
             continue
         contents = resolve(node.get("/Contents"))
         streams = contents if isinstance(contents, generic.ArrayObject) else [contents]
@@ -60,6 +75,113 @@ def _pages(reader: PdfFileReader, revision: int) -> list[bytes]:
                 hasher.update(stream.data)
         pages.append(hasher.digest())
     return pages
+
+
+def _stream_bytes(stream: generic.StreamObject) -> bytes:
+    """Decoded where pyHanko can (a stream compressed anew compares equal), else as stored
+    (an image's ``/DCTDecode`` is not decoded)."""
+    try:
+        return bytes(stream.data)
+    except (NotImplementedError, *PARSE_ERRORS):
+        return bytes(stream.encoded_data)
+
+
+def _shown(page: dict[str, Any]) -> bytes:
+    """A digest of what decides how a page looks — its content streams, resources (fonts,
+    graphics states, images and forms), boxes, rotation and annotations with their
+    appearances — by value: the same object rewritten under a new number digests the same.
+    Back-references (``/Parent``, an annotation's ``/P``) are left out; a graph too large to
+    walk raises :class:`PdfError`, which the caller reports as a change it cannot rule out."""
+    hasher = hashlib.sha256()
+    budget = [_MAX_OBJECTS]
+
+    def walk(value: Any, path: frozenset[tuple[int, int]]) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise PdfError("too many objects to compare")
+        if isinstance(value, generic.IndirectObject):
+            ref = (value.idnum, value.generation)
+            if ref in path:  # a cycle: the reference itself, not its value again
+                hasher.update(b"cycle")
+                return
+            walk(value.get_object(), path | {ref})  # type: ignore[no-untyped-call]
+        elif isinstance(value, generic.StreamObject):
+            hasher.update(b"stream" + hashlib.sha256(_stream_bytes(value)).digest())
+            walk(dict(value), path)
+        elif isinstance(value, generic.DictionaryObject | dict):
+            hasher.update(b"<<")
+            for name in sorted(value):
+                if name not in _BACK_REFERENCES:
+                    hasher.update(str(name).encode() + b" ")
+                    walk(value[name], path)
+            hasher.update(b">>")
+        elif isinstance(value, generic.ArrayObject | list):
+            hasher.update(b"[")
+            for item in value:
+                walk(item, path)
+            hasher.update(b"]")
+        else:
+            hasher.update(repr(value).encode("utf-8", "backslashreplace") + b";")
+
+    shown = {k: page[k] for k in sorted(page) if k in _SHOWN}
+    if "/Annots" in shown:
+        shown["/Annots"] = _visible(shown["/Annots"])
+    walk(shown, frozenset())
+    return hasher.digest()
+
+
+def _visible(annots: Any) -> list[Any]:
+    """The annotations a reader shows: not /Hidden or /NoView (ISO 32000-1 §12.5.3), with
+    an area. A document timestamp adds an invisible signature widget (``/Rect [0 0 0 0]``):
+    that changes nothing shown. Of each, its looks, not the value of its field (``/V``)."""
+    kept: list[Any] = []
+    for raw in resolve(annots) if isinstance(resolve(annots), generic.ArrayObject) else []:
+        annot = resolve(raw)
+        if not isinstance(annot, generic.DictionaryObject):
+            continue
+        flags, rect = resolve(annot.get("/F", 0)), resolve(annot.get("/Rect"))
+        hidden = isinstance(flags, int) and flags & (_HIDDEN | _NO_VIEW)
+        try:
+            x1, y1, x2, y2 = (float(resolve(v)) for v in rect)
+            empty = x1 == x2 or y1 == y2
+        except (TypeError, ValueError):
+            empty = False  # a malformed /Rect is compared as it is
+        if not hidden and not empty:
+            kept.append({k: annot[k] for k in annot if k != "/V"})
+    return kept
+
+
+def _unexplained(
+    sig: EmbeddedPdfSignature, reader: PdfFileReader, permitted: MDPPerm | None
+) -> tuple[list[Issue], list[Issue]]:
+    """A change no rule explains (pyHanko: suspicious, or OTHER). Found in review: fonts,
+    graphics states, page boxes or annotations change what a page shows without touching
+    its content stream, so here every page is compared by all that decides its looks, by
+    value. Real signed files carry such changes harmlessly (a plugtest's later revision
+    rewrites a page's resources under a new object number): DSS compares what is shown,
+    and so does this. A certification signature that forbids changes (DocMDP P=1) is
+    broken by any."""
+    if permitted is MDPPerm.NO_CHANGES:
+        message = "The certification signature permits no changes (DocMDP P=1); there are."
+        return [Issue("document_modified_after_signing", message)], []
+    try:
+        same = _pages(reader, sig.signed_revision, deep=True) == _pages(
+            reader, reader.xrefs.total_revisions - 1, deep=True
+        )
+    except PARSE_ERRORS as exc:
+        return [Issue("document_modified_after_signing", f"Pages cannot be compared: {exc}")], []
+    if not same:
+        message = (
+            "The document was changed after this signature in ways that neither validation "
+            "data, form filling nor annotations explain, and its pages no longer show what "
+            "was signed (content, resources, boxes or annotations)."
+        )
+        return [Issue("document_modified_after_signing", message)], []
+    notice = (
+        "The document was updated after this signature in ways no rule explains; its pages "
+        "still show what was signed."
+    )
+    return [], [Issue("changes_after_signing", notice)]
 
 
 def modifications(
@@ -78,11 +200,23 @@ def modifications(
     level = getattr(diff, "modification_level", None)
     if level in _QUIET_LEVELS:
         return [], []
+    permitted = sig.docmdp_level
+    if level is None or level == ModificationLevel.OTHER:
+        return _unexplained(sig, reader, permitted)
+
+    if permitted is not None and level.value > permitted.value:
+        # a certification signature (ISO 32000-1 §12.8.2.2, /DocMDP /P) that forbids these
+        message = (
+            f"The certification signature permits {permitted.name.lower().replace('_', ' ')} "
+            f"only (DocMDP P={permitted.value}); the document was changed by "
+            f"{level.name.lower().replace('_', ' ')} after it."
+        )
+        return [Issue("document_modified_after_signing", message)], []
     warnings = [
         Issue(
             "changes_after_signing",
-            "The document was updated after this signature: "
-            + (f"{level.name.lower().replace('_', ' ')}." if level is not None else f"{diff}"),
+            f"The document was updated after this signature: "
+            f"{level.name.lower().replace('_', ' ')}.",
         )
     ]
     try:
