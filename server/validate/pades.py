@@ -205,7 +205,18 @@ async def validate(
     for sig in embedded:
         try:
             if sig.sig_object_type == "/DocTimeStamp":
-                timestamps.append(await _document_timestamp(sig, data, dss_certs, anchors))
+                stamp = await _document_timestamp(sig, data, dss_certs, anchors)
+                # what it covers must still be what the pages show (found in review: a
+                # page replaced after a document timestamp went unnoticed)
+                changed, notes = modifications(sig, reader)
+                timestamps.append(
+                    replace(
+                        stamp,
+                        intact=stamp.intact and not changed,
+                        errors=(*stamp.errors, *changed),
+                        warnings=(*stamp.warnings, *notes),
+                    )
+                )
                 continue
             name = sig.field_name or f"signature {len(signatures) + 1}"
             subfilter = str(sig.sig_object.get("/SubFilter"))

@@ -13,17 +13,22 @@ timestamp widget added) stays intact, as DSS judges it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.generic import ArrayObject, DictionaryObject, NameObject, NumberObject
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.fields import MDPPerm
-from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata
+from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfTimeStamper
+from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from server.validate import ValidationReport, validate
 from tests.conftest import DATA
@@ -173,3 +178,51 @@ async def test_r6_4_a_certification_that_permits_no_changes_is_broken_by_an_anno
 
 def messages(report: ValidationReport) -> str:
     return " ".join(e.message for s in report.signatures for e in s.errors)
+
+
+def forged_page(writer: IncrementalPdfFileWriter) -> None:
+    page = first_page(writer)
+    forged = generic.StreamObject(stream_data=b"BT /F1 48 Tf 100 700 Td (FORGED) Tj ET")
+    page["/Contents"] = writer.add_object(forged)
+    writer.update_container(page)
+
+
+async def test_r6_4_a_document_timestamp_covers_only_what_the_pages_still_show() -> None:
+    """Found in review: a page replaced after a document timestamp (PAdES-LTA's
+    /DocTimeStamp) left the timestamp intact, with no warning at all."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test TSA")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .serial_number(9)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .public_key(key.public_key())
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    stamper = DummyTimeStamper(
+        tsa_cert=asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
+        tsa_key=asn1_keys.PrivateKeyInfo.load(
+            key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        ),
+    )
+    first = ORIGINAL[: ORIGINAL.index(b"%%EOF") + 5] + b"\n"
+    out = await PdfTimeStamper(stamper).async_timestamp_pdf(
+        IncrementalPdfFileWriter(BytesIO(first)), "sha256"
+    )
+    stamped = out.getvalue()
+    report = await validate(stamped, None, [])
+    assert report.intact and [t.kind for t in report.timestamps] == ["document"]
+    report = await validate(updated(stamped, forged_page), None, [])
+    assert not report.intact
+    (stamp,) = report.timestamps
+    assert not stamp.intact
+    assert "document_modified_after_signing" in {e.code for e in stamp.errors}
