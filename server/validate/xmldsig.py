@@ -197,8 +197,30 @@ def _dereference(
             f"The signed ds:Object {name!r} is hidden inside another ds:Object, where "
             "readers of the signature do not look (signature wrapping).",
         )
+    if (inside := _signature_child(target)) is not None and inside.tag not in _SIGNABLE_PARTS:
+        # found in review: DSS's fake-object pattern with the signed ds:Object moved into a
+        # <wrapper> directly under ds:Signature, where the schema allows no such element
+        raise ReferenceProblem(
+            "signed_data_not_found",
+            f"The signed element {name!r} sits in ds:Signature outside any ds:Object, "
+            "where readers of the signature do not look (signature wrapping).",
+        )
     where = tree.getpath(target)
     return xmlnodes.of_element(target, comments), target, f"element {where} (Id {name!r})"
+
+
+#: The children of ds:Signature a reference may point into: what it signs (ds:Object), the
+#: key (ds:KeyInfo) and, for counter-signatures and time-stamps, ds:SignatureValue.
+_SIGNABLE_PARTS = frozenset({q("Object"), q("KeyInfo"), q("SignatureValue")})
+
+
+def _signature_child(target: etree._Element) -> etree._Element | None:
+    """The child of the nearest enclosing ds:Signature that holds ``target`` (or is it);
+    None when no ds:Signature encloses it."""
+    node, parent = target, target.getparent()
+    while parent is not None and parent.tag != q("Signature"):
+        node, parent = parent, parent.getparent()
+    return node if parent is not None else None
 
 
 def _transform(

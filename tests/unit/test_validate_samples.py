@@ -15,11 +15,14 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import x509
+from lxml import etree
 
 from server.trust.validation import load_certificates
 from server.validate import ValidationReport, detect, validate
 from server.validate.trust import NO_PATH
 from tests.conftest import DATA
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
 
 
 def _codes(report: ValidationReport) -> set[str]:
@@ -93,6 +96,23 @@ async def test_r6_4_xsw_reports_what_is_really_signed() -> None:
     (signature,) = report.signatures
     assert not signature.intact
     assert any("SignedProperties" in e.message for e in signature.errors)
+
+
+async def test_r6_4_xsw_a_signed_object_moved_out_of_reach_under_the_signature() -> None:
+    """Found in review: DSS's fake-object sample with the signed ds:Object's <wrapper> moved
+    from inside the fake ds:Object to directly under ds:Signature (where the schema allows
+    only SignedInfo, SignatureValue, KeyInfo and Object). Every digest still matches, and
+    it was reported intact; xmlsec1 refuses it."""
+    tree = etree.fromstring((DATA / "xades/XSW-enveloping-fake-object.xml").read_bytes())
+    (wrapper,) = tree.iter("wrapper")
+    holder = wrapper.getparent()
+    assert holder is not None and holder.tag == f"{{{DS}}}Object"
+    holder.remove(wrapper)
+    tree.remove(holder)
+    tree.append(wrapper)
+    report = await validate(etree.tostring(tree), None, [])
+    assert not report.intact
+    assert "signed_data_not_found" in _codes(report)
 
 
 async def test_r6_4_xades_qes_details() -> None:
