@@ -25,7 +25,7 @@ import aiohttp
 from asn1crypto import pem, x509
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
-from pyhanko_certvalidator.authority import AuthorityWithCert
+from pyhanko_certvalidator.authority import AuthorityWithCert, CertTrustAnchor, TrustQualifiers
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from pyhanko_certvalidator.path import ValidationPath
 from pyhanko_certvalidator.policy_decl import (
@@ -91,6 +91,26 @@ class CertificateCheck:
         }
 
 
+def qualified_anchors(certs: Iterable[x509.Certificate]) -> list[CertTrustAnchor]:
+    """The anchors, each held to its own validity period and path-length limit.
+
+    Found in review: given as bare certificates, pyhanko-certvalidator trusts an anchor
+    without limits. An issuing CA listed as an anchor (as the trusted list names them)
+    then still vouched for logins after it expired, and a CA with pathLen 0 for a sub-CA
+    it should never have made — certificates whose own root would refuse them."""
+    return [
+        CertTrustAnchor(
+            cert,
+            quals=TrustQualifiers(
+                valid_from=cert.not_valid_before,
+                valid_until=cert.not_valid_after,
+                max_path_length=cert.max_path_length,
+            ),
+        )
+        for cert in certs
+    ]
+
+
 def load_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
     """Every certificate in the PEM/DER files (or directories of them) given."""
     certs: list[x509.Certificate] = []
@@ -119,7 +139,7 @@ class CertificateChecker:
     ) -> None:
         if not anchors:
             raise ValueError("at least one trust anchor is required")
-        self._anchors = anchors
+        self._anchors = qualified_anchors(anchors)
         self._intermediates = intermediates
         self._policy: RevocationPolicy = policy
         self._backend = AIOHttpFetcherBackend(session, per_request_timeout=fetch_timeout)
@@ -142,6 +162,11 @@ class CertificateChecker:
     async def check(self, certificate: bytes, moment: datetime | None = None) -> CertificateCheck:
         """Validate at ``moment`` (default: now by the trust clock); raise
         :class:`CertificateRefused` naming the failed check."""
+        # A live check (no moment given) takes the OCSP/CRL answers it fetches as they come,
+        # however fresh: found in review, a responder whose clock ran a second or two ahead
+        # of ours (or a slow fetch after ``moment`` was taken) made a fresh response "too
+        # recent" and refused a valid login. A check at a past moment keeps the strict rule.
+        live = moment is None
         moment = moment or self.now()
         cert, facts = parse(certificate)
         context = ValidationContext(
@@ -150,7 +175,7 @@ class CertificateChecker:
             moment=moment,
             allow_fetching=True,
             fetchers=self._backend.get_fetchers(),
-            revinfo_policy=CertRevTrustPolicy(_POLICIES[self._policy]),
+            revinfo_policy=CertRevTrustPolicy(_POLICIES[self._policy], retroactive_revinfo=live),
         )
         validator = CertificateValidator(cert, validation_context=context)
         try:
@@ -239,4 +264,4 @@ def _revocation_source(context: ValidationContext, cert: x509.Certificate) -> st
     return "none"
 
 
-__all__ = ["CertificateCheck", "CertificateChecker", "load_certificates"]
+__all__ = ["CertificateCheck", "CertificateChecker", "load_certificates", "qualified_anchors"]

@@ -28,6 +28,7 @@ from pyhanko_certvalidator.policy_decl import (
 
 from ..errors import CertificateRefused
 from ..trust.certs import QcInfo, parse, qc_info, subject_dn
+from ..trust.validation import qualified_anchors
 from .report import Trust
 
 _NO_REVOCATION = CertRevTrustPolicy(
@@ -116,7 +117,7 @@ async def assess(
             moment_source=moment_source,
         )
     context = ValidationContext(
-        trust_roots=list(anchors),
+        trust_roots=qualified_anchors(anchors),
         other_certs=list(others),
         moment=moment,
         allow_fetching=False,
