@@ -37,6 +37,10 @@ def is_trusted_proxy(address: str | None, proxies: Sequence[IPNetwork]) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    # a dual-stack listener on "::" sees an IPv4 proxy as ::ffff:a.b.c.d (found in review:
+    # every request through nginx was then refused for want of a certificate)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     return any(ip in net for net in proxies)
 
 
