@@ -111,6 +111,34 @@ def qualified_anchors(certs: Iterable[x509.Certificate]) -> list[CertTrustAnchor
     ]
 
 
+def _anchor_signs_its_own_crl() -> None:
+    """Let a CRL be signed by an anchor that is not self-signed (R1.1 "CRL as fallback").
+
+    pyhanko-certvalidator 0.33 builds a CRL issuer's path with
+    ``ValidationPath.truncate_to_issuer_and_append``, which looks for the issuer's *issuer*
+    among the anchor and the intermediates. When the anchor is an issuing CA — as the
+    trusted list names them, and as ``certs/README.md`` tells operators to configure — the
+    CRL issuer is the anchor itself, its issuer is nowhere, and every CRL was refused:
+    a certificate with no OCSP could never log in, and an OCSP outage refused everyone
+    (found in review). The CRL issuer that *is* the anchor gets the anchor's own path."""
+    original = ValidationPath.truncate_to_issuer_and_append
+    if getattr(original, "vep_anchor_crl", False):
+        return
+
+    def truncate(path: ValidationPath, cert: x509.Certificate) -> ValidationPath:
+        authority = path.trust_anchor.authority
+        if isinstance(authority, AuthorityWithCert) and authority.certificate.dump() == cert.dump():
+            return ValidationPath(path.trust_anchor, interm=[], leaf=None)
+        found: ValidationPath = original(path, cert)
+        return found
+
+    truncate.vep_anchor_crl = True  # type: ignore[attr-defined]
+    setattr(ValidationPath, "truncate_to_issuer_and_append", truncate)  # noqa: B010
+
+
+_anchor_signs_its_own_crl()
+
+
 def load_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
     """Every certificate in the PEM/DER files (or directories of them) given."""
     certs: list[x509.Certificate] = []

@@ -39,6 +39,7 @@ class Issued:
         path_length: int | None = None,
         not_after: datetime = NOW + timedelta(days=365),
         ocsp_url: str | None = None,
+        crl_url: str | None = None,
     ) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -72,6 +73,11 @@ class Issued:
             builder = builder.add_extension(
                 x509.AuthorityInformationAccess([access]), critical=False
             )
+        if crl_url is not None:
+            point = x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(crl_url)], None, None, None
+            )
+            builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
         signer = issuer.key if issuer else self.key
         self.cert = builder.sign(signer, hashes.SHA256())
 
