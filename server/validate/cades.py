@@ -79,33 +79,55 @@ async def signer_reports(
         return reports
     signature_value = bytes(signer_info["signature"].native)
     for number, counter in enumerate(_counter_signatures(signer_info), start=1):
-        reports.extend(
-            await signer_reports(
-                counter,
-                certs,
-                signature_value,
-                None,  # RFC 5652 §11.4: no content-type attribute in a countersignature
-                anchors,
-                name=f"{name} / counter-signature {number}",
-                covers=f"the signature value of {name}",
-                role="counter-signature",
-                depth=depth + 1,
+        counter_name = f"{name} / counter-signature {number}"
+        try:
+            if counter is None:
+                raise ValueError("not a SignerInfo")
+            reports.extend(
+                await signer_reports(
+                    counter,
+                    certs,
+                    signature_value,
+                    None,  # RFC 5652 §11.4: no content-type attribute in a countersignature
+                    anchors,
+                    name=counter_name,
+                    covers=f"the signature value of {name}",
+                    role="counter-signature",
+                    depth=depth + 1,
+                )
             )
-        )
+        except PARSE_ERRORS as exc:
+            reports.append(_unreadable(counter_name, "counter-signature", exc))
     return reports
 
 
-def _counter_signatures(signer_info: cms.SignerInfo) -> list[cms.SignerInfo]:
+def _unreadable(name: str, role: str, exc: Exception) -> SignatureReport:
+    issue = Issue("malformed_signature", f"The {role} cannot be read: {exc}")
+    return SignatureReport(intact=False, id=name, role=role, errors=(issue,))
+
+
+def _counter_signatures(signer_info: cms.SignerInfo) -> list[cms.SignerInfo | None]:
+    """Each value of each countersignature attribute; None for one that is not a SignerInfo
+    (found in review: such a value was skipped, and the signature reported intact)."""
     attrs = signer_info["unsigned_attrs"]
     if isinstance(attrs, core.Void):
         return []
-    found: list[cms.SignerInfo] = []
+    found: list[cms.SignerInfo | None] = []
     for attr in attrs:
         try:
-            if attr["type"].dotted == _COUNTER_SIGNATURE:
-                found.extend(cms.SignerInfo.load(v.dump()) for v in attr["values"])
+            if attr["type"].dotted != _COUNTER_SIGNATURE:
+                continue
+            values = list(attr["values"])
         except PARSE_ERRORS:
+            found.append(None)
             continue
+        for value in values:
+            try:
+                counter = cms.SignerInfo.load(value.dump())
+                counter["sid"]  # a value of another type fails here, not later
+                found.append(counter)
+            except PARSE_ERRORS:
+                found.append(None)
     return found
 
 
@@ -163,12 +185,15 @@ async def validate(
             errors=(Issue("malformed", f"The encapsulated content cannot be read: {exc}"),),
         )
         return finish(report, data, anchors)
-    if encapsulated is not None and content is not None:
-        warnings.append(
+    mismatch: tuple[Issue, ...] = ()
+    if encapsulated is not None and content is not None and content != encapsulated:
+        # found in review: the content was set aside with a warning and the exit was 0, as
+        # if the signature covered the file the user asked about
+        mismatch = (
             Issue(
-                "content_ignored",
-                "The signature carries its content; the content given was not used.",
-            )
+                "content_mismatch",
+                "The signature carries its own content, and it is not the content given.",
+            ),
         )
     signed = encapsulated if encapsulated is not None else content
     if encapsulated is not None:
@@ -180,18 +205,21 @@ async def validate(
     certs = certificates(signed_data)
     signatures: list[SignatureReport] = []
     for number, signer_info in enumerate(signed_data["signer_infos"], start=1):
-        signatures.extend(
-            await signer_reports(
-                signer_info,
-                certs,
-                signed,
-                content_type,
-                anchors,
-                name=f"signer {number}",
-                covers=covers,
+        try:
+            signatures.extend(
+                await signer_reports(
+                    signer_info,
+                    certs,
+                    signed,
+                    content_type,
+                    anchors,
+                    name=f"signer {number}",
+                    covers=covers,
+                )
             )
-        )
-    errors = () if signatures else (Issue("no_signature", "The SignedData has no signer."),)
+        except PARSE_ERRORS as exc:  # found in review: a SignerInfo without sid was a 500
+            signatures.append(_unreadable(f"signer {number}", "signature", exc))
+    errors = mismatch if signatures else (Issue("no_signature", "The SignedData has no signer."),)
     report = ValidationReport(
         input_kind="cades",
         signatures=tuple(signatures),

@@ -62,7 +62,10 @@ def load_token(data: bytes) -> cms.ContentInfo | None:
     try:
         response = tsp.TimeStampResp.load(data)
         token = response["time_stamp_token"]
-        if isinstance(token, cms.ContentInfo) and _is_token(token):
+        # RFC 3161 §2.4.2: only a granted response carries a time-stamp (found in review: a
+        # "rejection" wrapped round a real token was taken for the token)
+        granted = response["status"]["status"].native in ("granted", "granted_with_mods")
+        if granted and isinstance(token, cms.ContentInfo) and _is_token(token):
             return token
     except PARSE_ERRORS:
         pass
