@@ -189,11 +189,13 @@ async def validate(
     refused = too_large("pades", data)
     if refused is not None:
         return refused
-    warnings = []
-    if content is not None:
-        warnings.append(
-            Issue("content_ignored", "A PDF signs itself; the content given was not used.")
-        )
+    warnings: list[Issue] = []
+    # found in review: a warning and exit 0 answered "is FILE signed here?" with yes
+    given = (
+        (Issue("content_not_used", "A PDF signs itself; the content given is not what it signs."),)
+        if content is not None
+        else ()
+    )
     try:
         reader = PdfFileReader(BytesIO(data), strict=False)
         embedded = list(reader.embedded_signatures)
@@ -244,7 +246,7 @@ async def validate(
         )
         signatures.extend(reports)
     errors = (
-        () if signatures or timestamps else (Issue("no_signature", "The PDF has no signature."),)
+        given if signatures or timestamps else (Issue("no_signature", "The PDF has no signature."),)
     )
     report = ValidationReport(
         input_kind="pades",

@@ -20,7 +20,9 @@ Every problem is an :class:`Issue` with a stable ``code``. ``errors`` make the s
 (or the input) not intact; ``warnings`` do not. Error codes:
 
 input: ``unsupported_format``, ``malformed``, ``hostile_xml`` (DTD / entities),
-``too_large``, ``too_deep``, ``no_signature``, ``pdf_unreadable``;
+``too_large``, ``too_deep``, ``no_signature``, ``pdf_unreadable``, ``content_not_used``
+(content given that no signature in the input signs), ``content_mismatch`` (content given
+that is not the content an enveloping signature carries);
 signature: ``signature_invalid``, ``digest_mismatch``, ``signed_data_not_found``,
 ``detached_content_missing``, ``duplicate_id``, ``signing_certificate_not_found``,
 ``signing_certificate_mismatch``, ``unsupported_algorithm``, ``unsupported_transform``,
@@ -29,7 +31,7 @@ signature: ``signature_invalid``, ``digest_mismatch``, ``signed_data_not_found``
 timestamp: ``timestamp_invalid``, ``timestamp_malformed``, ``imprint_mismatch``.
 Warning codes: ``weak_algorithm``, ``imprint_not_checked``, ``tsa_certificate_mismatch``,
 ``timestamp_encoding``, ``changes_after_signing``, ``data_object_format_dangling``,
-``content_ignored``, ``revocation_not_checked``.
+``revocation_not_checked``.
 
 ``unsupported_transform`` and ``unsupported_algorithm`` mean the signature could not be
 recomputed: it is reported as not intact because nothing was proven, not because a change

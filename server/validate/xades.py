@@ -81,9 +81,26 @@ async def validate(
         await _signature(element, ids, content, anchors, number)
         for number, element in enumerate(elements, start=1)
     ]
-    errors = () if signatures else (Issue("no_signature", "The XML has no ds:Signature."),)
+    errors: tuple[Issue, ...] = ()
+    if not signatures:
+        errors = (Issue("no_signature", "The XML has no ds:Signature."),)
+    elif content is not None and not any(
+        _detached(r.get("URI")) for r in tree.getroot().iter(q("Reference"))
+    ):
+        # found in review: exit 0 answered "is FILE signed here?" without a word
+        errors = (
+            Issue(
+                "content_not_used",
+                "No reference points outside the XML: the content given is not what it signs.",
+            ),
+        )
     report = ValidationReport(input_kind="xades", signatures=tuple(signatures), errors=errors)
     return finish(report, data, anchors)
+
+
+def _detached(uri: str | None) -> bool:
+    """Whether a ds:Reference points outside the document (as :mod:`.xmldsig` resolves it)."""
+    return uri is None or (not uri.startswith("#") and uri != "")
 
 
 async def _signature(

@@ -79,3 +79,14 @@ async def test_r6_4_a_rejected_time_stamp_response_is_no_time_stamp() -> None:
     assert granted.intact and [t.kind for t in granted.timestamps] == ["token"]
     rejected = await validate(response("rejection"), None, [])
     assert not rejected.intact and rejected.timestamps == ()
+
+
+async def test_r6_4_content_given_that_nothing_signs_is_said_so() -> None:
+    """Found in review: ``vep verify evidence.xml --content file`` and the same with a PDF
+    exited 0 (a warning for the PDF, nothing for the XML), as if the file were signed."""
+    for sample in ("pades/pdf-signed-original.pdf", "xades/dss-signed.xml"):
+        data = (DATA / sample).read_bytes()
+        alone = await validate(data, None, [])
+        assert "content_not_used" not in codes(alone), sample
+        report = await validate(data, b"some other file", [])
+        assert not report.intact and "content_not_used" in codes(report), sample
