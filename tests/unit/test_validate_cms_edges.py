@@ -15,6 +15,7 @@ from __future__ import annotations
 from asn1crypto import cms, core, tsp
 
 from server.validate import ValidationReport, validate
+from server.validate.cli import render
 from tests.conftest import DATA
 
 SAMPLE = (DATA / "cades" / "Signature-CBp-B-1.p7m").read_bytes()
@@ -90,3 +91,19 @@ async def test_r6_4_content_given_that_nothing_signs_is_said_so() -> None:
         assert "content_not_used" not in codes(alone), sample
         report = await validate(data, b"some other file", [])
         assert not report.intact and "content_not_used" in codes(report), sample
+
+
+async def test_r6_4_an_archive_token_that_is_not_checked_is_not_shown_as_dating_it() -> None:
+    """Found in review: anyone can add an unsigned archiveTimestampV2 attribute holding an
+    unrelated token; its imprint is not recomputed, and the text said "intact, 2018-…"."""
+    info = cms.ContentInfo.load(SAMPLE)
+    signer = info["content"]["signer_infos"][0]
+    token = cms.ContentInfo.load((DATA / "timestamps" / "d-trust.tsr").read_bytes())
+    attribute = cms.CMSAttribute({"type": "1.2.840.113549.1.9.16.2.27", "values": [token]})
+    signer["unsigned_attrs"] = cms.CMSAttributes([attribute])
+    report = await validate(bytes(info.dump()), None, [])
+    (stamp,) = report.signatures[0].timestamps
+    assert stamp.kind == "archive" and stamp.imprint_matches is None
+    text = render(report, "input")
+    assert "timestamp (archive): token intact, covers data not checked here" in text
+    assert "timestamp (archive): intact" not in text
