@@ -50,6 +50,7 @@ from .xmldsig import (
     q,
 )
 from .xmlnodes import UnsupportedNodeSet
+from .xmlxpath import xpath_budget
 
 #: bounds on the work one upload can cause (each reference may copy the document)
 MAX_SIGNATURES = 32
@@ -77,10 +78,11 @@ async def validate(
         message = f"The XML has {len(elements)} signatures; at most {MAX_SIGNATURES} are checked."
         report = ValidationReport(input_kind="xades", errors=(Issue("too_large", message),))
         return finish(report, data, anchors)
-    signatures = [
-        await _signature(element, ids, content, anchors, number)
-        for number, element in enumerate(elements, start=1)
-    ]
+    with xpath_budget():
+        signatures = [
+            await _signature(element, ids, content, anchors, number)
+            for number, element in enumerate(elements, start=1)
+        ]
     errors: tuple[Issue, ...] = ()
     if not signatures:
         errors = (Issue("no_signature", "The XML has no ds:Signature."),)
