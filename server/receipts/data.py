@@ -24,7 +24,7 @@ from lxml import etree
 from ..evidence import rfc3161
 from ..evidence import xml as evidence_xml
 from ..evidence.errors import TimestampError
-from ..evidence.model import ContentPart, EventName, Party
+from ..evidence.model import CertRef, ContentPart, EventName, Party
 
 NS = evidence_xml.NS
 VEP = evidence_xml.VEP_NS
@@ -57,6 +57,9 @@ class ReceiptData:
     parts: tuple[ContentPart, ...]
     reasons: tuple[tuple[str, str], ...]  # (code, details)
     subject_sha256: str | None
+    #: how the recipient decided (``vep:Extra name="acceptance_method"``): "signature",
+    #: "login", "rejection" or "deemed"; None for events that are no decision
+    acceptance_method: str | None
     issuer_name: str
     policy_id: str
     qualified: bool
@@ -107,7 +110,18 @@ def _sha256(node: etree._Element, what: str) -> str:
 
 
 def _party(node: etree._Element) -> Party:
-    return Party(_text(node, _e("Name")), _text(node, _e("Mailbox")))
+    """Name, mailbox and, when the evidence names it, the certificate the party acted with
+    (for an acceptance: the person who accepted, R5.3)."""
+    reference = node.find(_e("CertificateReference"))
+    certificate = None
+    if reference is not None:
+        serial = int(_text(reference, f"{{{XADES}}}IssuerSerial/{{{DS}}}X509SerialNumber"))
+        certificate = CertRef(
+            issuer=_text(reference, f"{{{XADES}}}IssuerSerial/{{{DS}}}X509IssuerName"),
+            serial=f"{serial:x}",
+            sha256=_sha256(_required(reference, f"{{{XADES}}}CertDigest"), "certificate digest"),
+        )
+    return Party(_text(node, _e("Name")), _text(node, _e("Mailbox")), certificate)
 
 
 def _part(node: etree._Element) -> ContentPart:
@@ -172,6 +186,14 @@ def receipt_data_from_evidence(xml: bytes) -> ReceiptData:
                 for n in root.findall(f"{_e('EventReasons')}/{_e('EventReason')}")
             ),
             subject_sha256=None if subject is None else _sha256(subject, "subject digest"),
+            acceptance_method=next(
+                (
+                    (n.text or "")
+                    for n in extensions.findall(_v("Extra"))
+                    if n.get("name") == "acceptance_method"
+                ),
+                None,
+            ),
             issuer_name=_text(issuer, _e("Name")),
             policy_id=_text(root, f"{_e('EvidenceIssuerPolicyID')}/{_e('PolicyID')}"),
             qualified=_text(issuer, _v("Qualified")).strip() in ("true", "1"),

@@ -354,8 +354,33 @@ def _party_rows(data: ReceiptData) -> list[Row]:
                 f"Recipient {number}",
             )
         )
-        rows.append((sl, en, _plain(recipient.name, recipient.mailbox)))
+        lines = _plain(recipient.name, recipient.mailbox)
+        if recipient.certificate is not None:  # who acted for the mailbox (R5.3)
+            ref = recipient.certificate
+            lines = (
+                *lines,
+                *_plain(
+                    f"potrdilo / certificate: {ref.issuer}", f"serijska št. / serial {ref.serial}"
+                ),
+                *_mono(f"SHA-256 {ref.sha256}"),
+            )
+        rows.append((sl, en, lines))
+    if data.acceptance_method is not None:
+        method = _METHODS.get(data.acceptance_method, data.acceptance_method)
+        rows.append(("Način odločitve", "Decided by", _plain(method)))
     return rows
+
+
+#: How a recipient decided (the evidence's ``acceptance_method``), in both languages.
+_METHODS = {
+    "signature": "podpisana vročilnica / signed return receipt (vročilnica)",
+    "login": (
+        "izrecni prevzem po prijavi s kvalificiranim potrdilom na QSCD / explicit acceptance "
+        "in a session authenticated by a qualified certificate on a QSCD"
+    ),
+    "rejection": "zavrnitev / refusal",
+    "deemed": "fikcija vročitve po 15 dneh / deemed service after 15 days",
+}
 
 
 def _content_rows(data: ReceiptData) -> list[Row]:

@@ -423,6 +423,18 @@ async def test_r5_3_return_receipt_signed_vrocilnica_releases_content(
     _, xml, _ = await get(server, "qualified-qscd", accepted[0]["href"])
     assert b"recipient_signature" in xml and b"signature" in xml
     assert xmlsec_verify(server, xml, tmp_path).returncode == 0
+    # the PDF vročilnica says who accepted and how (found in review: it named only the
+    # mailbox, not the certificate that signed, nor that it was signed)
+    from cryptography import x509
+
+    from tests.integration.test_receipts import pdf_text
+
+    _, pdf, _ = await get(server, "qualified-qscd", accepted[0]["href"] + ".pdf")
+    text = pdf_text(pdf)
+    delegate = x509.load_pem_x509_certificate(server.pki.cert("delegate").read_bytes())
+    serial = f"{delegate.serial_number:x}"
+    assert f"serial {serial}" in text
+    assert "signed return receipt" in text and "Decided by" in text
 
 
 async def test_r5_3_substantial_other_certificate_and_other_digests_are_refused(

@@ -334,6 +334,7 @@ def test_r6_3_fonts_are_cut_once_and_what_they_lack_is_transliterated(
         parts=PARTS,
         reasons=(),
         subject_sha256=None,
+        acceptance_method=None,
         issuer_name="VEP",
         policy_id="https://vep.si/policy/evidence/v1",
         qualified=True,
