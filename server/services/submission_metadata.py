@@ -104,14 +104,24 @@ def checked_metadata(access: Access, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Controls, invisible formatting (bidi overrides and isolates, zero-width space, soft
+#: hyphen, BOM …) and line/paragraph separators: a name holding one is not shown as it is
+#: (found in review: "racun\u202efdp.exe" printed as "racunexe.pdf" in a browser and as
+#: "racunfdp.exe" on the PDF receipt).
+_UNSEEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
+#: Zero-width (non-)joiners shape Indic and Arabic script and emoji; they stay.
+_JOINERS = frozenset({"\u200c", "\u200d"})
+
+
 def file_name_refused(name: str) -> bool:
     """Whether a part's file name cannot be kept as it was sent: a control character
     (CR/LF broke the download's header, and XML cannot carry most of them, so sealing the
-    evidence failed), a noncharacter XML refuses, or text that cannot be stored. Refused
+    evidence failed), an invisible formatting character that makes it read as another name
+    (:data:`_UNSEEN`), a noncharacter XML refuses, or text that cannot be stored. Refused
     rather than changed: the evidence names the file as the sender named it."""
     if not storable(name) or "\ufffe" in name or "\uffff" in name:
         return True
-    return any(unicodedata.category(c) == "Cc" for c in name)
+    return any(unicodedata.category(c) in _UNSEEN and c not in _JOINERS for c in name)
 
 
 __all__ = [

@@ -83,6 +83,9 @@ async def assert_refused(
         ("filename*=UTF-8''a%0D%0Ab.pdf", "bad_filename"),  # CR LF
         ("filename*=UTF-8''a%01b.pdf", "bad_filename"),  # a control XML cannot carry
         ("filename*=UTF-8''a%C2%85b.pdf", "bad_filename"),  # NEL, a C1 control
+        ("filename*=UTF-8''racun%E2%80%AEfdp.exe", "bad_filename"),  # RIGHT-TO-LEFT OVERRIDE
+        ("filename*=UTF-8''sod%E2%80%8Bba.pdf", "bad_filename"),  # ZERO WIDTH SPACE
+        ("filename*=UTF-8''a%E2%80%A8b.pdf", "bad_filename"),  # LINE SEPARATOR
     ],
 )
 async def test_a_file_name_that_cannot_be_kept_is_refused(
