@@ -67,7 +67,11 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
         pool = await create_pool(settings.database_url, max_size=1)
         try:
             report = await AuditStore(pool).verify()
-            seals = await verify_seals(AuditSealStore(pool), load_anchors(settings.anchor_paths))
+            seals = await verify_seals(
+                AuditSealStore(pool),
+                load_anchors(settings.anchor_paths),
+                load_anchors([settings.effective_seal_cert])[:1],  # the seal, not its chain
+            )
         finally:
             await pool.close()
         if not report.ok:

@@ -168,7 +168,7 @@ def _carried_certificates_problem(seal: bytes, anchors: Sequence[x509.Certificat
     return None
 
 
-def _signer_certificate(seal: bytes) -> bytes | None:
+def signer_certificate(seal: bytes) -> bytes | None:
     """The DER of the carried certificate the (one) SignerInfo names, if it carries it."""
     try:
         signed = cms.ContentInfo.load(seal)["content"]
@@ -221,7 +221,7 @@ async def verify_archive(
         return _fail(carried)
     stamped = [t.time for t in signature.timestamps if t.kind == "signature" and t.intact]
     signer, sealed_at = signature.signer_subject, (stamped[0] if stamped else None)
-    if _signer_certificate(seal_bytes) not in {bytes(c.dump()) for c in seal_certificates}:
+    if signer_certificate(seal_bytes) not in {bytes(c.dump()) for c in seal_certificates}:
         return _fail(f"the seal is not the provider's: it was made by {signer!r}", signer)
     if sealed_at is None:
         return _fail("the seal has no signature time-stamp (CAdES-B-T)", signer)

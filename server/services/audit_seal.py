@@ -22,6 +22,7 @@ from asn1crypto import x509
 from ..evidence.signer import FileKeySigner, Pkcs11Signer
 from ..evidence.timestamper import TimeStamper
 from ..export.archive import ProviderSeal
+from ..export.verify import signer_certificate
 from ..store.audit_seals import AuditSealStore
 from ..validate import validate
 
@@ -59,9 +60,17 @@ class SealReport:
     last_seq: int | None = None
 
 
-async def verify_seals(store: AuditSealStore, anchors: Sequence[x509.Certificate]) -> SealReport:
-    """Every seal intact and trusted, and every sealed record still there, unchanged."""
+async def verify_seals(
+    store: AuditSealStore,
+    anchors: Sequence[x509.Certificate],
+    seal_certificates: Sequence[x509.Certificate],
+) -> SealReport:
+    """Every seal intact, trusted and made by one of ``seal_certificates`` (the provider's
+    seal: the anchors also issue every subscriber's certificate, so whoever can write the
+    table could otherwise seal a shortened chain with their own qualified seal), and every
+    sealed record still there, unchanged."""
     seals = await store.all()
+    ours = {bytes(c.dump()) for c in seal_certificates}
     for seal in seals:
         report = await validate(seal.signature, statement(seal.seq, seal.hash), anchors)
         signature = report.signatures[0] if len(report.signatures) == 1 else None
@@ -69,6 +78,9 @@ async def verify_seals(store: AuditSealStore, anchors: Sequence[x509.Certificate
             return SealReport(len(seals), False, f"the seal over record {seal.seq} does not verify")
         if signature.trusted is not True:
             return SealReport(len(seals), False, f"the seal over record {seal.seq} is not trusted")
+        if signer_certificate(seal.signature) not in ours:
+            problem = f"the seal over record {seal.seq} is not the provider's"
+            return SealReport(len(seals), False, problem)
         found = await store.record_hash_at(seal.seq)
         if found is None:
             return SealReport(len(seals), False, f"sealed record {seal.seq} is missing")

@@ -153,6 +153,8 @@ async def test_r9_1_audit_rows_cannot_be_updated_or_deleted(database_url: str) -
         ("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3", 3, "record changed"),
         ("DELETE FROM audit_events WHERE seq = 2", 2, "record missing"),
         ("DELETE FROM audit_events WHERE seq = 4", 4, "record missing"),
+        # found in review: the newest record cut off left a valid, shorter chain
+        ("DELETE FROM audit_events WHERE seq = 5", 5, "record missing"),
     ],
 )
 async def test_r9_1_tampering_by_the_owner_is_detected(
