@@ -27,6 +27,7 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
 from pyhanko_certvalidator.authority import AuthorityWithCert, CertTrustAnchor, TrustQualifiers
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+from pyhanko_certvalidator.fetchers.api import FetchLimits
 from pyhanko_certvalidator.path import ValidationPath
 from pyhanko_certvalidator.policy_decl import (
     CertRevTrustPolicy,
@@ -170,7 +171,15 @@ class CertificateChecker:
         self._anchors = qualified_anchors(anchors)
         self._intermediates = intermediates
         self._policy: RevocationPolicy = policy
-        self._backend = AIOHttpFetcherBackend(session, per_request_timeout=fetch_timeout)
+        # Issuer certificates are never fetched (AIA caIssuers): the anchors and the
+        # configured intermediates are the whole PKI a login may chain to, and a URL in a
+        # certificate nobody trusts yet is the presenter's to choose — found in review,
+        # a self-signed certificate made the server GET any internal address (blind SSRF)
+        # before it was refused. OCSP and CRL URLs are read only from certificates a
+        # trusted CA issued, after the path is built.
+        self._backend = AIOHttpFetcherBackend(
+            session, per_request_timeout=fetch_timeout, limits=FetchLimits(max_cert_requests=0)
+        )
         self._clock: Clock = clock or SystemClock()
 
     def now(self) -> datetime:

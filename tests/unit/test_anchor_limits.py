@@ -40,6 +40,7 @@ class Issued:
         not_after: datetime = NOW + timedelta(days=365),
         ocsp_url: str | None = None,
         crl_url: str | None = None,
+        ca_issuers_url: str | None = None,
     ) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -67,11 +68,17 @@ class Issued:
             builder = builder.add_extension(
                 x509.UnrecognizedExtension(QC_STATEMENTS, statements), critical=False
             )
-        if ocsp_url is not None:
-            where = x509.UniformResourceIdentifier(ocsp_url)
-            access = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, where)
+        accesses = [
+            x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
+            for method, url in (
+                (AuthorityInformationAccessOID.OCSP, ocsp_url),
+                (AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers_url),
+            )
+            if url is not None
+        ]
+        if accesses:
             builder = builder.add_extension(
-                x509.AuthorityInformationAccess([access]), critical=False
+                x509.AuthorityInformationAccess(accesses), critical=False
             )
         if crl_url is not None:
             point = x509.DistributionPoint(
