@@ -290,3 +290,19 @@ async def test_migration_0011_compresses_documents_with_lz4_and_old_values_stay_
         ]
     finally:
         await conn.close()
+
+
+async def test_r9_1_a_record_with_any_float_still_verifies(database_url: str) -> None:
+    """Found in review: jsonb gives 1e+16 back as 10000000000000000, so a record holding it
+    was reported "changed" by the verifier, and NaN (not JSON) failed the append."""
+    pool, store = await _filled(database_url, 1)
+    try:
+        details = {"big": 1e16, "small": 1e-7, "nan": float("nan"), "inf": float("-inf")}
+        await store.append(datetime(2026, 11, 22, tzinfo=UTC), "p", "test", "info", details)
+        await store.append(datetime(2026, 11, 22, tzinfo=UTC), "p", "test", "info", {"x": 0.5})
+        report = await store.verify()
+        assert (report.ok, report.records) == (True, 3), report
+        kept = await pool.fetchval("SELECT details FROM audit_events WHERE seq = 2")
+        assert kept == {"big": "1e+16", "small": "1e-07", "nan": "nan", "inf": "-inf"}
+    finally:
+        await pool.close()
