@@ -87,7 +87,22 @@ def _run(settings: Settings, reuse_port: bool, announce: bool, parent: int | Non
     )
 
 
+def dev_pki_warning(settings: Settings) -> str | None:
+    """Found in review: ``VEP_DEV_PKI`` defaults to on, so a deployment that configures its
+    real anchors or TLS certificate and forgets it still trusts the development root, whose
+    key lies in the data directory, for logins. Said at every start."""
+    if settings.dev_pki and (settings.trust_anchors or settings.tls_cert is not None):
+        return (
+            "vep: WARNING: VEP_DEV_PKI is on beside real trust anchors or a real TLS "
+            f"certificate: the development root ({settings.pki_dir / 'root-ca.pem'}) is "
+            "trusted for logins too. Set VEP_DEV_PKI=off in production."
+        )
+    return None
+
+
 def serve(settings: Settings) -> int:
+    if (warning := dev_pki_warning(settings)) is not None:
+        print(warning, file=sys.stderr, flush=True)
     if settings.workers == 1:
         _run(settings, reuse_port=False, announce=True)
         return 0

@@ -116,3 +116,18 @@ def test_settings_are_frozen() -> None:
     s = load(None, BASE)
     with pytest.raises(AttributeError):
         s.revocation = "soft-fail"  # type: ignore[misc]
+
+
+def test_dev_pki_beside_real_anchors_is_warned_of(tmp_path: Path) -> None:
+    """VEP_DEV_PKI defaults to on: with real anchors or a real TLS certificate configured
+    and it forgotten, the development root would still be trusted for logins."""
+    from server.serve import dev_pki_warning
+
+    anchor = tmp_path / "sigen-ca.pem"
+    anchor.write_text("x")
+    assert dev_pki_warning(load(None, BASE)) is None  # development as it comes
+    real = {**BASE, "VEP_TRUST_ANCHORS": str(anchor)}
+    warning = dev_pki_warning(load(None, real))
+    assert warning is not None and "VEP_DEV_PKI=off" in warning
+    production = {**real, "VEP_DEV_PKI": "off", "VEP_TLS": "off"}
+    assert dev_pki_warning(load(None, production)) is None
