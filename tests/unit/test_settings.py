@@ -129,5 +129,6 @@ def test_dev_pki_beside_real_anchors_is_warned_of(tmp_path: Path) -> None:
     real = {**BASE, "VEP_TRUST_ANCHORS": str(anchor)}
     warning = dev_pki_warning(load(None, real))
     assert warning is not None and "VEP_DEV_PKI=off" in warning
-    production = {**real, "VEP_DEV_PKI": "off", "VEP_TLS": "off"}
+    behind_nginx = {"VEP_TLS": "off", "VEP_TRUSTED_PROXIES": "127.0.0.1"}
+    production = {**real, "VEP_DEV_PKI": "off", **behind_nginx}
     assert dev_pki_warning(load(None, production)) is None
