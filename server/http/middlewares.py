@@ -199,10 +199,13 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 def _embedded_from_elsewhere(request: web.Request) -> bool:
     """A browser request that another site's page made, other than following a link to us
-    (a top-level navigation, which is how a user arrives from an e-mail or a search)."""
-    return (
-        request.headers.get("Sec-Fetch-Site") in ELSEWHERE
-        and request.headers.get("Sec-Fetch-Mode") != "navigate"
+    (a top-level navigation, which is how a user arrives from an e-mail or a search). An
+    ``<iframe>`` (or frame, object, embed) navigates too, but not to a document of its own
+    (``Sec-Fetch-Dest``; found in review)."""
+    headers = request.headers
+    return headers.get("Sec-Fetch-Site") in ELSEWHERE and (
+        headers.get("Sec-Fetch-Mode") != "navigate"
+        or headers.get("Sec-Fetch-Dest", "document") != "document"
     )
 
 

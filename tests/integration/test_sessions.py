@@ -302,8 +302,9 @@ async def test_r1_3_a_session_starts_with_a_fresh_check(
 async def test_r1_6_another_sites_page_cannot_start_a_session(
     dev_pki, pki_service: PkiService, database_url: str
 ) -> None:
-    """The client certificate is ambient: an ``<img src>`` or ``fetch()`` on another site's
-    page (``Sec-Fetch-Site`` cross-site or same-site, any mode but navigate) would start a
+    """The client certificate is ambient: an ``<img src>``, ``fetch()`` or hidden
+    ``<iframe>`` on another site's page (``Sec-Fetch-Site`` cross-site or same-site, any
+    request but a top-level navigation to a document) would start a
     session — an audited record and, R1.3, a fresh certificate check with a live OCSP
     fetch — for every request it makes. It is refused (403 ``csrf``) before any check. A
     link followed from elsewhere (``navigate``), an address typed (``none``), our own
@@ -323,11 +324,13 @@ async def test_r1_6_another_sites_page_cannot_start_a_session(
         async with server.client("qualified") as client:
             for path, accept in (("/api/v1/session", "*/*"), ("/", "text/html")):
                 for site in ("cross-site", "same-site"):
-                    for mode in ("no-cors", "cors"):
+                    embedded = [("no-cors", "image"), ("cors", "empty")]
+                    embedded += [("navigate", d) for d in ("iframe", "frame", "object", "embed")]
+                    for mode, dest in embedded:
                         headers = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode}
-                        headers["Accept"] = accept
+                        headers |= {"Sec-Fetch-Dest": dest, "Accept": accept}
                         async with client.get(path, headers=headers) as response:
-                            assert response.status == 403, (path, site, mode)
+                            assert response.status == 403, (path, site, mode, dest)
                             if path.startswith("/api/"):
                                 assert (await response.json())["reason"] == "csrf"
                             else:  # a readable page, not JSON
@@ -338,6 +341,11 @@ async def test_r1_6_another_sites_page_cannot_start_a_session(
         for path in ("/api/v1/session", "/"):
             for headers in (
                 {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"},
+                {
+                    "Sec-Fetch-Site": "cross-site",
+                    "Sec-Fetch-Mode": "navigate",
+                    "Sec-Fetch-Dest": "document",
+                },
                 {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate"},
                 {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"},
                 {},
