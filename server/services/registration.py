@@ -133,7 +133,11 @@ class RegistrationService:
         if c.errors:
             raise InvalidFields(c.errors)
         assert kind and local and password and mailbox_kind
-        standing = await self._store.standing(details["tax_number"])
+        if kind == "legal":
+            standing = await self._store.standing(kind, details["tax_number"], None)
+        else:
+            proven = _certificate_tax_number(check)
+            standing = await self._store.standing(kind, proven, check.facts.person_id)
         if standing.terminated_for_breach:
             raise Refused(
                 "An earlier contract of this subscriber was terminated for breach (R2.5).",

@@ -66,12 +66,20 @@ class RegistrationStore:
         self._pool = pool
         self._audit = audit
 
-    async def standing(self, tax_number: str) -> Standing:
+    async def standing(self, kind: str, tax_number: str | None, person_id: str | None) -> Standing:
+        """R2.5: the debts and breaches of earlier contracts of the same subscriber — a legal
+        entity by its tax number (the register vouched for it), a natural person by the
+        identity of their certificate (R1.4) or a tax number the certificate states; a
+        number a person merely typed proves nothing (found in review: typing another's
+        valid number dodged the refusal, and left the debt under that number)."""
         row = await self._pool.fetchrow(
             """SELECT coalesce(sum(unpaid_debt_cents), 0)::bigint AS debt,
                       coalesce(bool_or(termination_reason = 'breach'), false) AS breach
-                 FROM subscribers WHERE tax_number = $1""",
+                 FROM subscribers
+                WHERE kind = $1 AND (tax_number = $2 OR person_id = $3)""",
+            kind,
             tax_number,
+            person_id,
         )
         assert row is not None
         return Standing(int(row["debt"]), bool(row["breach"]))

@@ -253,6 +253,33 @@ async def test_r2_5_refused_for_debt_or_breach_with_reason(
     assert await _counts(server) == before
 
 
+async def test_r2_5_the_debt_follows_the_person_not_a_typed_tax_number(
+    server: RunningServer,
+) -> None:
+    """Found in review: standing was looked up by the tax number typed in, which a natural
+    person's certificate does not state (PNOSI serial numbers), so Ana in debt registered
+    again with another valid number — and the debt then lay under that number, refusing its
+    real holder. Now a person is known by their certificate's identity (R1.4); a company by
+    its register-checked number, and only by companies' debts."""
+    await open_mailbox(server, "qualified-qscd", natural("ana.novak"))
+    # Ana opens a second mailbox typing Dejan's number (nothing proves it is not hers) …
+    await open_mailbox(server, "qualified-qscd", natural("ana.druga", tax_number="12345679"))
+    # … and Bojan one typing Primer d.o.o.'s
+    await open_mailbox(server, "qualified", natural("bojan", tax_number="23456787"))
+    await server.services.pool.execute("UPDATE subscribers SET unpaid_debt_cents = 500")
+    before = await _counts(server)
+    async with server.client("qualified-qscd") as client:
+        status, body = await start(client, natural("ana.tretja", tax_number="45678901"))
+    assert (status, body["reason"]) == (403, "unpaid_debt")  # whatever number she types
+    assert await _counts(server) == before
+    async with server.client("delegate") as client:  # Dejan, the number's real holder
+        status, body = await start(client, natural("dejan", tax_number="12345679"))
+    assert status == 201, body
+    async with server.client("qualified-qscd") as client:  # Ana for Primer d.o.o.
+        status, body = await start(client, legal("primer"))
+    assert status == 201, body  # Bojan's debt is his, not the company's
+
+
 async def test_r2_5_paid_up_subscriber_may_register_again(server: RunningServer) -> None:
     await open_mailbox(server, "qualified-qscd", natural("ana.novak"))
     await server.services.pool.execute("UPDATE subscribers SET termination_reason = 'request'")
