@@ -26,6 +26,7 @@ from ..contracts.render import ContractData, render_contract
 from ..errors import CertificateRefused, Conflict, InvalidFields, NotFound, Refused
 from ..registry.business import BusinessRegister
 from ..settings import Settings
+from ..settings_lifecycle import LifecycleSettings
 from ..store.persons import PersonStore, SerialReused
 from ..store.registrations import AddressTaken, OpenedMailbox, Registration, RegistrationStore
 from ..trust.signatures import verify_signed_contract
@@ -35,11 +36,34 @@ from .wind_down import WindDownGate
 
 #: A pending registration holds its address for this long.
 HOLD = timedelta(hours=24)
-#: Shown in the contract; the real price list is configuration of the billing issue.
-PRICE_LIST: tuple[tuple[str, str], ...] = (
-    ("Varni elektronski predal — mesečna naročnina / mailbox, monthly", "2,00 EUR + DDV"),
-    ("E-račun — letna kvota 100 računov / e-invoices, yearly quota of 100", "20,00 EUR + DDV"),
-)
+
+
+def price_list(rules: LifecycleSettings) -> tuple[tuple[str, str], ...]:
+    """The prices the contract states: the very amounts billing invoices (R8.2), read from
+    the same settings. Found in review: a fixed list said 2,00 EUR + DDV a month while the
+    invoices came to 5,00 and 15,00 EUR — the subscriber signed prices nobody charged."""
+
+    def eur(cents: int) -> str:
+        return f"{cents // 100},{cents % 100:02d} EUR"
+
+    return (
+        (
+            "Varni elektronski predal (en uporabnik) — mesečna naročnina / "
+            "single-user mailbox, monthly",
+            eur(rules.price_single_cents),
+        ),
+        (
+            "Varni elektronski predal (več uporabnikov) — mesečna naročnina / "
+            "multi-user mailbox, monthly",
+            eur(rules.price_multi_cents),
+        ),
+        (
+            "E-račun — letna kvota / e-invoices, yearly quota",
+            eur(rules.price_einvoice_yearly_cents),
+        ),
+    )
+
+
 _hasher = PasswordHasher()  # argon2id with the library's (RFC 9106) defaults
 
 
@@ -167,7 +191,7 @@ class RegistrationService:
                 mailbox_address=f"{local}@{domain}",
                 mailbox_kind=mailbox_kind,  # type: ignore[arg-type]
                 einvoice=bool(details.get("einvoice")),
-                price_list=PRICE_LIST,
+                price_list=price_list(self._settings.lifecycle),
             ),
             self._settings.contract_font,
         )

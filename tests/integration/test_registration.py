@@ -411,3 +411,26 @@ async def test_r2_1_oversized_signed_contract_is_413_and_stores_nothing(
             assert response.status == 413
             assert (await response.json(content_type=None))["reason"] == "too_large"
     assert (await _counts(server))["mailboxes"] == 0
+
+
+async def test_r8_2_the_contract_states_the_prices_billing_charges(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """Found in review: the contract's fixed price list said 2,00 EUR + DDV a month while
+    billing invoiced 5,00 and 15,00 EUR. The contract now reads the billing settings."""
+    from server.settings_lifecycle import LifecycleSettings
+    from tests.integration.test_receipts import pdf_text
+
+    rules = LifecycleSettings(
+        scheduled_jobs=(),
+        price_single_cents=740,
+        price_multi_cents=1905,
+        price_einvoice_yearly_cents=3000,
+    )
+    settings = make_settings(dev_pki, database_url, lifecycle=rules)
+    async with running_server(settings, dev_pki) as server, server.client("qualified-qscd") as c:
+        status, started = await start(c, natural("ana.novak"))
+        assert status == 201, started
+        text = pdf_text(await contract(c, started))
+    assert "7,40 EUR" in text and "19,05 EUR" in text and "30,00 EUR" in text
+    assert "2,00 EUR" not in text
