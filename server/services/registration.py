@@ -158,10 +158,10 @@ class RegistrationService:
             raise InvalidFields(c.errors)
         assert kind and local and password and mailbox_kind
         if kind == "legal":
-            standing = await self._store.standing(kind, details["tax_number"], None)
+            standing = await self._store.standing(kind, details["tax_number"], None, now)
         else:
             proven = _certificate_tax_number(check)
-            standing = await self._store.standing(kind, proven, check.facts.person_id)
+            standing = await self._store.standing(kind, proven, check.facts.person_id, now)
         if standing.terminated_for_breach:
             raise Refused(
                 "An earlier contract of this subscriber was terminated for breach (R2.5).",

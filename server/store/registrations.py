@@ -66,20 +66,34 @@ class RegistrationStore:
         self._pool = pool
         self._audit = audit
 
-    async def standing(self, kind: str, tax_number: str | None, person_id: str | None) -> Standing:
+    async def standing(
+        self, kind: str, tax_number: str | None, person_id: str | None, now: datetime
+    ) -> Standing:
         """R2.5: the debts and breaches of earlier contracts of the same subscriber — a legal
         entity by its tax number (the register vouched for it), a natural person by the
         identity of their certificate (R1.4) or a tax number the certificate states; a
         number a person merely typed proves nothing (found in review: typing another's
-        valid number dodged the refusal, and left the debt under that number)."""
+        valid number dodged the refusal, and left the debt under that number).
+
+        A debt is what closure recorded (``unpaid_debt_cents``, R8.3) and what is overdue
+        now on invoices not yet closed for (found in review: until day 30 after the due
+        date an unpaid subscriber could open more mailboxes)."""
         row = await self._pool.fetchrow(
-            """SELECT coalesce(sum(unpaid_debt_cents), 0)::bigint AS debt,
-                      coalesce(bool_or(termination_reason = 'breach'), false) AS breach
-                 FROM subscribers
-                WHERE kind = $1 AND (tax_number = $2 OR person_id = $3)""",
+            """WITH same AS (
+                   SELECT subscriber_id, unpaid_debt_cents, termination_reason
+                     FROM subscribers
+                    WHERE kind = $1 AND (tax_number = $2 OR person_id = $3))
+               SELECT (SELECT coalesce(sum(unpaid_debt_cents), 0) FROM same)
+                      + (SELECT coalesce(sum(i.amount_cents - i.paid_cents), 0)
+                           FROM invoices i JOIN same USING (subscriber_id)
+                          WHERE i.paid_at IS NULL AND i.closed_unpaid_at IS NULL
+                            AND i.due_at < $4) AS debt,
+                      (SELECT coalesce(bool_or(termination_reason = 'breach'), false)
+                         FROM same) AS breach""",
             kind,
             tax_number,
             person_id,
+            now,
         )
         assert row is not None
         return Standing(int(row["debt"]), bool(row["breach"]))

@@ -232,3 +232,31 @@ async def test_r8_2_einvoice_quota_is_invoiced_once_a_year_in_advance(
         ("subscription", "2027-02", prices.price_multi_cents),
         ("subscription", "2027-03", prices.price_multi_cents),
     ]
+
+
+async def test_r2_5_an_overdue_invoice_is_a_debt_from_the_day_after_it_fell_due(
+    server: RunningServer,
+) -> None:
+    """Found in review: R2.5 saw only the debts closure recorded, 30 days after the due
+    date; until then a subscriber who had not paid could open more mailboxes."""
+    await billing(server)
+    issued = (await invoices(server))[DEJAN]
+    due = issued["due_at"]
+    assert isinstance(due, datetime)
+
+    async def register(local_part: str) -> tuple[int, dict[str, object]]:
+        async with server.client("delegate") as dejan:
+            body = natural(local_part, tax_number="12345679")
+            async with dejan.post("/api/v1/registrations", json=body) as r:
+                return r.status, await r.json()
+
+    server.clock.set(due)
+    assert (await register("dejan.drugi"))[0] == 201  # due today, not yet overdue
+    server.clock.set(due + timedelta(seconds=1))
+    status, body = await register("dejan.tretji")
+    assert (status, body["reason"]) == (403, "unpaid_debt")
+    assert body["unpaid_debt_cents"] == issued["amount_cents"]
+    await server.services.billing.record_by_operator(
+        str(issued["number"]), f"{int(str(issued['amount_cents'])) / 100:.2f}", "maja", "bank-1"
+    )
+    assert (await register("dejan.tretji"))[0] == 201  # paid: nothing stands in the way
