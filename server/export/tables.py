@@ -178,6 +178,7 @@ COVERED: dict[str, str] = {
     "wind_down_confirmations": "wind_down.jsonl (each wind-down's confirmations)",
     "wind_down_notices": "wind_down_notices.jsonl (R8.5: who was told)",
     "audit_head": "not exported: the last record of audit.jsonl",
+    "invoice_counter": "not exported: the last number in invoices.jsonl",
     "sessions": "not exported: browser sessions of this installation",
     "job_runs": "not exported: this installation's scheduler",
     "outbox": "not exported: e-mail transport; what R8.5 needs is wind_down_notices",

@@ -108,7 +108,9 @@ class BillingStore:
             )
             if exists:
                 return None
-            seq = await conn.fetchval("SELECT nextval('invoice_numbers')")
+            # the counter row (migration 0017) rolls back with this transaction, as a
+            # sequence would not: no number is drawn for an invoice that is not written
+            seq = await conn.fetchval("UPDATE invoice_counter SET last = last + 1 RETURNING last")
             row = await conn.fetchrow(
                 """INSERT INTO invoices (invoice_id, number, subscriber_id, kind, period,
                                          amount_cents, issued_at, due_at)

@@ -17,7 +17,7 @@ from tests.cli_support import vep, vep_env
 from tests.conftest import PkiService
 from tests.integration.test_deliveries import BOJAN, COURT, DEJAN, send
 from tests.mailbox_support import legal, natural, open_mailbox
-from tests.support import RunningServer, make_settings, running_server
+from tests.support import RunningServer, audit_head_removed, make_settings, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -260,3 +260,18 @@ async def test_r2_5_an_overdue_invoice_is_a_debt_from_the_day_after_it_fell_due(
         str(issued["number"]), f"{int(str(issued['amount_cents'])) / 100:.2f}", "maja", "bank-1"
     )
     assert (await register("dejan.tretji"))[0] == 201  # paid: nothing stands in the way
+
+
+async def test_r8_2_an_invoice_that_failed_to_issue_leaves_no_gap_in_the_numbers(
+    server: RunningServer,
+) -> None:
+    """Found in review: numbers came from a sequence, whose nextval a rolled-back issue
+    does not undo — after one failed run the first invoice was …000002. Invoices are
+    numbered in one unbroken sequence (ZDDV-1 art. 82)."""
+    async with audit_head_removed(server.services.pool):  # each issue fails with its record
+        result = await server.app[JOBS].run("billing", manual=True)
+        assert result.status != "ran" or result.items == 0
+    assert await server.services.pool.fetchval("SELECT count(*) FROM invoices") == 0
+    await billing(server)
+    numbers = sorted(str(i["number"]) for i in (await invoices(server)).values())
+    assert [n.rsplit("-", 1)[1] for n in numbers] == ["000001", "000002", "000003"]
