@@ -13,7 +13,10 @@ class OperatorService:
         self._mailboxes = mailboxes
 
     async def contract_received(self, address: str, operator: str) -> str:
-        """R2.3: the signed paper contract arrived; a temporary mailbox becomes active."""
+        """R2.3: the signed paper contract arrived; a temporary mailbox becomes active — and
+        so does one suspended for want of it (found in review: suspension is the only way
+        into that state, nothing led out of it, and the dead mailbox was billed each month
+        until it closed for non-payment and R2.5 then refused the company for good)."""
         actor = f"operator:{operator}"
         mailbox = await self._mailboxes.get(address)
         if mailbox is None:
@@ -25,13 +28,13 @@ class OperatorService:
             now,
             actor,
             "signed paper contract received (R2.3)",
-            expect=("temporary",),
+            expect=("temporary", "suspended"),
             paper_contract_at=now,
         )
         if changed is None:
             raise Conflict(
-                f"{address} is {mailbox.state}; only a temporary mailbox waits for a paper "
-                "contract.",
+                f"{address} is {mailbox.state}; only a temporary or suspended mailbox waits "
+                "for a paper contract.",
                 "not_temporary",
             )
         return changed.to_state

@@ -20,6 +20,9 @@ from .audit import AuditStore
 from .lifecycle import OPEN_STATES, LifecycleStore, notify_mailbox
 from .outbox import OutboxStore
 
+#: States a mailbox is billed in: open and in service (not suspended, R2.3).
+BILLED_STATES = ("temporary", "active")
+
 if TYPE_CHECKING:
     from .db import Connection
 
@@ -72,7 +75,9 @@ class BillingStore:
         self._outbox = OutboxStore(pool)
 
     async def billable(self) -> list[Billable]:
-        """Subscribers with open mailboxes, with how many of each kind (R8.2 price list)."""
+        """Subscribers with mailboxes in service, with how many of each kind (R8.2 price
+        list). A suspended mailbox — its paper contract never came (R2.3) — is not in
+        service and not billed."""
         rows = await self.pool.fetch(
             """SELECT s.subscriber_id, s.einvoice,
                       count(*) FILTER (WHERE m.kind = 'single') AS singles,
@@ -80,7 +85,7 @@ class BillingStore:
                  FROM subscribers s JOIN mailboxes m USING (subscriber_id)
                 WHERE m.state = ANY($1::text[]) AND s.terminated_at IS NULL
                 GROUP BY s.subscriber_id, s.einvoice ORDER BY s.subscriber_id""",
-            list(OPEN_STATES),
+            list(BILLED_STATES),
         )
         return [
             Billable(r["subscriber_id"], r["singles"], r["multis"], r["einvoice"]) for r in rows

@@ -97,6 +97,24 @@ async def test_r2_3_temporary_mailbox_suspended_on_day_8_not_day_7(server: Runni
     )
     assert actor == "system:temporary-mailboxes"
 
+    # found in review: nothing led out of suspension, and the dead mailbox was billed
+    # each month until it closed for non-payment; now it is not billed, and the paper
+    # contract, when it comes late, reopens it
+    async def invoiced(address: str) -> int:
+        return int(
+            await server.services.pool.fetchval(
+                """SELECT count(*) FROM invoices i JOIN mailboxes m USING (subscriber_id)
+                    WHERE m.address = $1""",
+                address,
+            )
+        )
+
+    await run_job(server, "billing")
+    assert (await invoiced("zupan@vep.si"), await invoiced(waiting["address"])) == (0, 1)
+    assert await server.services.operator.contract_received("zupan@vep.si", "maja") == "active"
+    await run_job(server, "billing")
+    assert await invoiced("zupan@vep.si") == 1
+
 
 async def test_r8_1_retention_purges_a_day_after_not_a_day_before(
     server: RunningServer, tmp_path: Path

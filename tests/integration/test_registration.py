@@ -107,7 +107,7 @@ async def test_r2_3_legal_entity_signed_by_other_person_is_temporary(
         "active",
         "operator:maja",
     )
-    with pytest.raises(Exception, match="only a temporary mailbox"):
+    with pytest.raises(Exception, match="only a temporary or suspended mailbox"):
         await operator.contract_received("primer@vep.si", "maja")
 
 
@@ -119,20 +119,28 @@ async def _contract_facts(server: RunningServer) -> tuple[str, object, int]:
     return row["state"], row["paper_contract_received_at"], audited
 
 
-async def test_r2_3_a_paper_contract_for_a_mailbox_no_longer_temporary_writes_nothing(
+async def test_r2_3_a_paper_contract_reopens_a_suspended_mailbox_and_no_closed_one(
     server: RunningServer,
 ) -> None:
-    """Suspended on day 8, the mailbox is refused the paper contract and keeps no date of
-    it (recorded apart, the date stayed, unaudited, on a mailbox nothing would open)."""
+    """Suspended on day 8 for want of it, the mailbox reopens when the paper contract comes
+    late, with its date (found in review: nothing led out of suspension). A closed mailbox
+    is refused it and keeps no date of it (recorded apart, the date stayed, unaudited, on a
+    mailbox nothing would open)."""
     await open_mailbox(server, "delegate", legal("primer"))
     store = MailboxStore(server.services.pool, server.services.audit)
     await store.change_state(
         "primer@vep.si", "suspended", server.clock.now(), "system", "test", ("temporary",)
     )
     operator = OperatorService(server.clock, store)
-    with pytest.raises(Exception, match="only a temporary mailbox"):
+    assert await operator.contract_received("primer@vep.si", "maja") == "active"
+    assert await _contract_facts(server) == ("active", server.clock.now(), 1)
+    await store.change_state(
+        "primer@vep.si", "closed", server.clock.now(), "system", "test", ("active",)
+    )
+    await server.services.pool.execute("UPDATE mailboxes SET paper_contract_received_at = NULL")
+    with pytest.raises(Exception, match="only a temporary or suspended mailbox"):
         await operator.contract_received("primer@vep.si", "maja")
-    assert await _contract_facts(server) == ("suspended", None, 0)
+    assert await _contract_facts(server) == ("closed", None, 1)
 
 
 async def test_r2_3_the_paper_contract_and_the_opening_commit_together(
