@@ -36,13 +36,14 @@ class DirectoryService:
         await self.take_lookup(check)
         return await self._store.search(text, MAX_RESULTS)
 
-    async def take_lookup(self, check: CertificateCheck) -> None:
-        """Count one lookup for the person, or raise :class:`RateLimited` past the limit.
-        A submission refused for unknown recipients counts too: it says which addresses
-        exist, so without the limit it was a way round the directory's (R4.2, R4.3)."""
+    async def take_lookup(self, check: CertificateCheck, count: int = 1) -> None:
+        """Count ``count`` lookups for the person, or raise :class:`RateLimited` past the
+        limit. A submission refused for unknown recipients counts one per address it
+        named, and a registration told an address is taken one: each says which addresses
+        exist, so without the limit they were ways round the directory's (R4.2, R4.3)."""
         now = self._clock.now()
         blocked_until = await self._store.take_lookup(
-            check.facts.person_id, now, WINDOW, self._limit
+            check.facts.person_id, now, WINDOW, self._limit, count
         )
         if blocked_until is not None:
             wait = max(1, math.ceil((blocked_until - now).total_seconds()))

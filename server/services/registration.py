@@ -28,10 +28,18 @@ from ..registry.business import BusinessRegister
 from ..settings import Settings
 from ..settings_lifecycle import LifecycleSettings
 from ..store.persons import PersonStore, SerialReused
-from ..store.registrations import AddressTaken, OpenedMailbox, Registration, RegistrationStore
+from ..store.registrations import (
+    MAX_PENDING,
+    AddressTaken,
+    OpenedMailbox,
+    Registration,
+    RegistrationStore,
+    TooManyPending,
+)
 from ..trust.signatures import verify_signed_contract
 from ..trust.validation import CertificateCheck, CertificateChecker
 from . import fields as f
+from .submission import Lookups
 from .wind_down import WindDownGate
 
 #: A pending registration holds its address for this long.
@@ -87,8 +95,10 @@ class RegistrationService:
         register: BusinessRegister,
         checker: CertificateChecker,
         wind_down: WindDownGate | None = None,
+        lookups: Lookups | None = None,
     ) -> None:
         self._wind_down = wind_down
+        self._lookups = lookups
         self._settings = settings
         self._clock = clock
         self._store = store
@@ -212,7 +222,15 @@ class RegistrationService:
                 expires_at=now + HOLD,
             )
         except AddressTaken:
+            if self._lookups is not None:  # R4.3: it told that the address is a mailbox
+                await self._lookups(check, 1)
             raise InvalidFields([{"field": "local_part", "reason": "taken"}]) from None
+        except TooManyPending:
+            raise Conflict(
+                f"You already hold {MAX_PENDING} addresses in registrations not completed; "
+                "complete one or let it lapse (24 hours).",
+                "too_many_pending",
+            ) from None
         return StartedRegistration(registration, f"{local}@{domain}")
 
     async def registration_of(self, registration_id: str, check: CertificateCheck) -> Registration:

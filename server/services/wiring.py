@@ -111,6 +111,7 @@ def build_services(
             register,
             checker,
             wind_down=gate,
+            lookups=directory.take_lookup,
         ),
         mailboxes=members,
         settings_service=SettingsService(clock, mailboxes, contacts, outbox),

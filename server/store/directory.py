@@ -33,9 +33,10 @@ class DirectoryStore:
         self._pool = pool
 
     async def take_lookup(
-        self, person_id: str, at: datetime, window: timedelta, limit: int
+        self, person_id: str, at: datetime, window: timedelta, limit: int, count: int = 1
     ) -> datetime | None:
-        """Count one lookup; None when allowed, else when the oldest counted one expires.
+        """Count ``count`` lookups; None when allowed, else when enough counted ones expire
+        for them (a request for more than the whole limit: after a full window).
 
         Serialised per person with an advisory lock, so parallel requests cannot overrun.
         """
@@ -51,13 +52,17 @@ class DirectoryStore:
                     WHERE person_id = $1 ORDER BY looked_up_at""",
                 person_id,
             )
-            if len(rows) >= limit:
-                oldest: datetime = rows[len(rows) - limit]["looked_up_at"]
-                return oldest + window
+            if count > limit:
+                return at + window
+            if len(rows) + count > limit:
+                freed: datetime = rows[len(rows) + count - limit - 1]["looked_up_at"]
+                return freed + window
             await conn.execute(
-                "INSERT INTO directory_lookups (person_id, looked_up_at) VALUES ($1, $2)",
+                """INSERT INTO directory_lookups (person_id, looked_up_at)
+                   SELECT $1, $2 FROM generate_series(1, $3)""",
                 person_id,
                 at,
+                count,
             )
         return None
 

@@ -61,6 +61,15 @@ class AddressTaken(Exception):
     """The local part is used by a mailbox or held by another pending registration."""
 
 
+class TooManyPending(Exception):
+    """The person holds :data:`MAX_PENDING` other addresses in pending registrations."""
+
+
+#: Addresses one person may hold at once in registrations not yet completed: each start
+#: holds its address for a day, so without a cap one person could hold any number.
+MAX_PENDING = 3
+
+
 class RegistrationStore:
     def __init__(self, pool: asyncpg.Pool, audit: AuditStore) -> None:
         self._pool = pool
@@ -132,6 +141,18 @@ class RegistrationStore:
             )
             if taken:
                 raise AddressTaken(local_part)
+            # found in review: holds were unlimited, and starting again renewed one's own
+            # hold for ever — now at most MAX_PENDING, and a restart keeps the first hold's end
+            held = await conn.fetch(
+                """SELECT local_part, expires_at FROM registrations
+                    WHERE person_id = $1 AND completed_at IS NULL AND expires_at > $2""",
+                person_id,
+                at,
+            )
+            same = [r["expires_at"] for r in held if r["local_part"] == local_part]
+            if not same and len({r["local_part"] for r in held}) >= MAX_PENDING:
+                raise TooManyPending
+            expires_at = min([expires_at, *same])
             row = await conn.fetchrow(
                 """INSERT INTO registrations
                        (registration_id, person_id, cert_fingerprint, kind, local_part,

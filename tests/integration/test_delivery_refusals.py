@@ -326,10 +326,10 @@ async def test_r3_2_an_upload_that_keeps_its_rights_is_committed(
 async def test_r4_3_refusals_naming_unknown_recipients_count_as_directory_lookups(
     dev_pki, pki_service: PkiService, database_url: str
 ) -> None:
-    """A refusal that says which of up to 50 addresses exist is a directory lookup: it
-    counts against the same hourly limit, or unlisted natural persons (R4.2) could be
-    found 50 at a time with no limit at all."""
-    settings = make_settings(dev_pki, database_url, directory_lookups_per_hour=2)
+    """A refusal that says which of up to 50 addresses exist is a lookup for each address
+    it names: it counts against the same hourly limit, or unlisted natural persons (R4.2)
+    could be found 50 at a time (found in review: it counted one for all 50)."""
+    settings = make_settings(dev_pki, database_url, directory_lookups_per_hour=5)
     async with running_server(settings, dev_pki) as server:
         await open_delivery_world(server)
         await _set_state(server, BOJAN, "suspended")  # exists, not active: as telling
@@ -338,8 +338,11 @@ async def test_r4_3_refusals_naming_unknown_recipients_count_as_directory_lookup
             status, body = await send(server, "qualified-qscd", COURT, [DEJAN, to])
             assert status == 422
             assert {"field": "to[1]", "reason": reason} in body["errors"], body
+        # two addresses each: 4 of 5 spent; naming two more would pass the limit
         status, body = await send(server, "qualified-qscd", COURT, [DEJAN, "nobody@vep.si"])
         assert (status, body["reason"]) == (429, "rate_limited"), body
+        status, body = await send(server, "qualified-qscd", COURT, ["nobody@vep.si"])
+        assert status == 422, body  # the fifth
         status, _, headers = await get(server, "qualified-qscd", "/api/v1/directory?q=dejan")
         assert status == 429 and int(headers["Retry-After"]) > 0  # the same budget
         assert await _state(server) == before

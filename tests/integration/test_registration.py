@@ -442,3 +442,46 @@ async def test_r8_2_the_contract_states_the_prices_billing_charges(
         text = pdf_text(await contract(c, started))
     assert "7,40 EUR" in text and "19,05 EUR" in text and "30,00 EUR" in text
     assert "2,00 EUR" not in text
+
+
+async def test_r4_3_registration_tells_an_address_is_taken_only_within_the_lookup_budget(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """Found in review: "taken" told anyone whether an address is a mailbox — unlisted
+    natural persons too (R4.2) — with no limit. Each such answer is a directory lookup."""
+    settings = make_settings(dev_pki, database_url, directory_lookups_per_hour=2)
+    async with running_server(settings, dev_pki) as server:
+        await open_mailbox(server, "qualified-qscd", natural("ana.novak"))
+        async with server.client("qualified") as bojan:
+            for _ in range(2):
+                status, body = await start(bojan, natural("ana.novak"))
+                assert (status, body["errors"]) == (
+                    422,
+                    [{"field": "local_part", "reason": "taken"}],
+                )
+            status, body = await start(bojan, natural("ana.novak"))
+            assert (status, body["reason"]) == (429, "rate_limited")
+            status, _ = await start(bojan, natural("bojan"))  # a free address tells nothing
+            assert status == 201
+
+
+async def test_r2_1_one_person_holds_at_most_three_addresses_and_no_hold_for_ever(
+    server: RunningServer,
+) -> None:
+    """Found in review: every start held its address for a day, without limit, and
+    starting again renewed one's own hold, so an address could be held for ever."""
+    from datetime import timedelta
+
+    async with server.client("qualified") as bojan:
+        for local in ("bojan", "bojan.a", "bojan.b"):
+            assert (await start(bojan, natural(local)))[0] == 201
+        status, body = await start(bojan, natural("bojan.c"))
+        assert (status, body["reason"]) == (409, "too_many_pending")
+        server.clock.advance(timedelta(hours=23))
+        assert (await start(bojan, natural("bojan")))[0] == 201  # again: no new day
+    server.clock.advance(timedelta(hours=1))  # the first hold's day is over
+    async with server.client("qualified-qscd") as ana:
+        status, body = await start(ana, natural("bojan"))
+    assert status == 201, body
+    async with server.client("qualified") as bojan:  # his three have lapsed: he may again
+        assert (await start(bojan, natural("bojan.c")))[0] == 201
