@@ -64,3 +64,34 @@ async def test_r5_3_a_cross_site_request_is_issued_no_vrocilnica(server: Running
     status, document = await fetch(server, receipt, "same-origin")
     assert status == 200 and did.encode() in document
     assert await recorded(server, did) == (0, 1)
+
+
+async def test_our_pages_run_no_script_and_what_we_serve_as_data_runs_nothing(
+    server: RunningServer,
+) -> None:
+    """Found in review: ``default-src 'self'`` let a page load scripts from our origin, and
+    a sender's file served as ``text/xml`` (XHTML with a script) was active content on our
+    origin but for ``Content-Disposition: attachment``. Pages get their stylesheet only;
+    everything else is sandboxed data (a PDF, which a sandbox would keep from the viewer,
+    no less locked down otherwise)."""
+    from server.http.middlewares import DATA_POLICY, PAGE_POLICY, PDF_POLICY
+
+    xhtml = b'<html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>'
+    _, sent = await send(
+        server, "qualified-qscd", COURT, [DEJAN], files=[("a.xml", xhtml, "text/xml")]
+    )
+    did = sent["delivery_id"]
+    async with server.client("delegate") as client:
+        async with client.get("/", headers={"Accept": "text/html"}) as r:
+            assert r.content_type == "text/html"
+            assert r.headers["Content-Security-Policy"] == PAGE_POLICY
+            assert "script-src" not in PAGE_POLICY and "default-src 'none'" in PAGE_POLICY
+        async with client.get(f"/api/v1/deliveries/{did}/parts/0") as r:
+            assert (r.status, await r.read()) == (200, xhtml)
+            assert r.headers["Content-Security-Policy"] == DATA_POLICY
+        async with client.get(f"/api/v1/deliveries/{did}") as r:
+            assert r.headers["Content-Security-Policy"] == DATA_POLICY
+        async with client.get(sent["evidence"][1]["href"] + ".pdf") as r:
+            assert r.content_type == "application/pdf"
+            assert r.headers["Content-Security-Policy"] == PDF_POLICY
+    assert DATA_POLICY.endswith("sandbox")
