@@ -83,7 +83,16 @@ class Authenticator:
         key = fingerprint(certificate_der)
         now = self._clock.now()
         entry = self._cache.get(key)
-        if entry is not None and not force and now - entry.at < self._revalidation:
+        if (
+            entry is not None
+            and not force
+            and now - entry.at < self._revalidation
+            # found in review: a cached success outlived the certificate by up to the
+            # interval; one past its notAfter is checked afresh (and refused as expired)
+            and not (
+                isinstance(entry.outcome, CertificateCheck) and entry.outcome.facts.not_after <= now
+            )
+        ):
             self._cache.move_to_end(key)
             if isinstance(entry.outcome, _Refusal):
                 raise entry.outcome.error()
