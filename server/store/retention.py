@@ -160,10 +160,12 @@ class RetentionStore:
             await insert_evidence(conn, delivery_id, record)
         # The wrapped data key goes too (crypto-erasure, R5.5/R8.1): a copy of the
         # ciphertext kept elsewhere — a file system snapshot, an old tuple, a backup — no
-        # longer opens with the master key and this row.
+        # longer opens with the master key and this row. And the message: it is content
+        # (found in review: it outlived the purge and was still shown to both parties).
         await conn.execute(
             """UPDATE deliveries SET content_purged_at = $2, content_purge_reason = $3,
-                                     content_purge_requested_by = $4, wrapped_key = '\\x'
+                                     content_purge_requested_by = $4, wrapped_key = '\\x',
+                                     message = ''
                 WHERE delivery_id = $1""",
             delivery_id,
             at,

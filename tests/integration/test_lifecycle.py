@@ -154,6 +154,17 @@ async def test_r8_1_retention_purges_a_day_after_not_a_day_before(
     ]
     status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/1")
     assert status == 403 and json.loads(body)["reason"] == "purged"
+    # the message is content too (found in review: it outlived the purge, still shown)
+    for who in ("delegate", "qualified-qscd"):  # recipient and sender
+        status, body, _ = await get(server, who, f"/api/v1/deliveries/{did}")
+        view = json.loads(body)
+        assert status == 200 and view["content_purged_at"] is not None
+        assert "message" not in view and "parts" not in view, who
+    stored = "SELECT message FROM deliveries WHERE delivery_id = $1::uuid"
+    assert await pool.fetchval(stored, did) == ""
+    assert await pool.fetchval(stored, formal["delivery_id"]), (
+        "the undecided delivery keeps its message"
+    )
     assert await pool.fetchval(
         "SELECT content_purged_at IS NULL FROM deliveries WHERE delivery_id = $1::uuid",
         formal["delivery_id"],

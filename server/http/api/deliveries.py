@@ -121,8 +121,9 @@ def _delivery(
         "content_purged_at": _iso(d.content_purged_at),
         "content_deleted_at": _iso(deleted),
     }
-    # R8.1: content this party deleted from its mailbox is no longer shown to it
-    if content_visible and deleted is None:
+    # R8.1: content this party deleted from its mailbox, or that is disposed of, is no
+    # longer shown (the parts' links would only answer 403 purged)
+    if content_visible and deleted is None and d.content_purged_at is None:
         body["message"] = d.message
         body["parts"] = [
             {
