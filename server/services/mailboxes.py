@@ -192,16 +192,22 @@ class MailboxService:
         return added
 
     async def set_permissions(self, access: Access, person_id: str, body: dict[str, Any]) -> None:
-        self.require_manageable(access)
+        """R3.2. Taking permissions away works in every state that still gives access (a
+        suspended mailbox, read-only after termination): found in review, a custodian
+        could not cut off a delegate who had left while that delegate went on reading."""
         permissions = permissions_field(body.get("permissions"))
+        if access.mailbox.state not in MANAGEABLE:
+            current = await self._memberships.get(access.mailbox.address, person_id)
+            if current is None or not set(permissions) <= set(current.permissions):
+                self.require_manageable(access)
         if not await self._memberships.set_permissions(
             access.mailbox.address, person_id, permissions, self._clock.now(), access.actor
         ):
             raise NotFound("No such delegate in this mailbox.")
 
     async def remove_delegate(self, access: Access, person_id: str) -> None:
-        """Effective at once, also for sessions already open (R3.2)."""
-        self.require_manageable(access)
+        """Effective at once, also for sessions already open (R3.2) — in every state that
+        still gives access (see :meth:`set_permissions`)."""
         if not await self._memberships.remove(
             access.mailbox.address, person_id, self._clock.now(), access.actor
         ):

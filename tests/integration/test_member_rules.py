@@ -133,6 +133,36 @@ async def test_r3_2_permissions_change_takes_effect_at_once(server: RunningServe
             assert r.status == 200
 
 
+@pytest.mark.parametrize("state", ["suspended", "readonly"])
+async def test_r3_2_a_delegate_can_be_cut_off_in_every_state_that_gives_access(
+    server: RunningServer, state: str
+) -> None:
+    """Found in review: in a suspended or read-only mailbox the custodian could neither
+    remove a delegate nor take permissions away (409 mailbox_not_active), while that
+    delegate went on reading. Now only adding and widening wait for an active mailbox."""
+    for who, permissions in (("reader", ["read", "send"]), ("acceptor", ["read"])):
+        assert (await add_delegate(server, "qualified-qscd", PRIMER, who, permissions))[0] == 201
+    await server.services.pool.execute("UPDATE mailboxes SET state = $1", state)
+    base = f"/api/v1/mailboxes/{PRIMER}/delegates"
+    reader, acceptor = person_id(server, "reader"), person_id(server, "acceptor")
+    async with server.client("qualified-qscd") as ana:
+        async with ana.patch(f"{base}/{reader}", json={"permissions": ["read", "manage"]}) as r:
+            assert (r.status, (await r.json())["reason"]) == (409, "mailbox_not_active")
+        async with ana.patch(f"{base}/{reader}", json={"permissions": ["read"]}) as r:
+            assert r.status == 204  # narrowed
+        async with ana.delete(f"{base}/{acceptor}") as r:
+            assert r.status == 204  # removed
+    rows = await server.services.pool.fetch("SELECT person_id, permissions FROM memberships")
+    held = {r["person_id"]: list(r["permissions"]) for r in rows}
+    assert held[reader] == ["read"] and acceptor not in held
+    async with (
+        server.client("acceptor") as gone,
+        gone.get(f"/api/v1/mailboxes/{PRIMER}/inbox") as r,
+    ):
+        assert r.status == 403
+    assert (await add_delegate(server, "qualified-qscd", PRIMER, "manager", ["read"]))[0] == 409
+
+
 async def test_r3_1_single_user_mailbox_refuses_delegates(server: RunningServer) -> None:
     await open_mailbox(server, "qualified", natural("bojan"))
     status, body = await add_delegate(server, "qualified", "bojan@vep.si", "reader", ["read"])
