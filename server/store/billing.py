@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from .db import Connection
 
 
+class _AlreadyIssued(Exception):
+    """An overlapping issuer wrote this period's invoice first: roll back the number."""
+
+
 class PaymentReplayed(Exception):
     """A payment with this (source, reference) is already recorded."""
 
@@ -101,6 +105,20 @@ class BillingStore:
         due_at: datetime,
     ) -> Invoice | None:
         """The invoice, or None when this period's was issued already."""
+        try:
+            return await self._issue(subscriber_id, kind, period, amount_cents, issued_at, due_at)
+        except _AlreadyIssued:
+            return None
+
+    async def _issue(
+        self,
+        subscriber_id: uuid.UUID,
+        kind: str,
+        period: str,
+        amount_cents: int,
+        issued_at: datetime,
+        due_at: datetime,
+    ) -> Invoice | None:
         async with self.pool.acquire() as conn, conn.transaction():
             # Invoice numbers run without gaps: no number is drawn for an invoice that
             # exists already (the job's advisory lock keeps a second issuer out).
@@ -131,8 +149,8 @@ class BillingStore:
                 issued_at,
                 due_at,
             )
-            if row is None:
-                return None
+            if row is None:  # issued meanwhile: the number drawn goes back (found in review)
+                raise _AlreadyIssued
             invoice = _invoice(row)
             await self._audit.append(
                 issued_at,

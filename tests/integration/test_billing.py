@@ -275,3 +275,25 @@ async def test_r8_2_an_invoice_that_failed_to_issue_leaves_no_gap_in_the_numbers
     await billing(server)
     numbers = sorted(str(i["number"]) for i in (await invoices(server)).values())
     assert [n.rsplit("-", 1)[1] for n in numbers] == ["000001", "000002", "000003"]
+
+
+async def test_r8_2_two_issuers_at_once_leave_no_gap(server: RunningServer) -> None:
+    """Found in review: an issuer that lost the race to ON CONFLICT committed the number it
+    had drawn (only overlapping runs get here: a run whose lock connection was lost)."""
+    import asyncio
+
+    from server.store.billing import BillingStore
+    from server.store.lifecycle import LifecycleStore
+
+    pool, audit = server.services.pool, server.services.audit
+    store = BillingStore(pool, audit, LifecycleStore(pool, audit))
+    subscriber = await pool.fetchval("SELECT subscriber_id FROM subscribers LIMIT 1")
+    now = server.clock.now()
+    issued = await asyncio.gather(
+        *(
+            store.issue(subscriber, "subscription", "2099-01", 100, now, now + timedelta(15))
+            for _ in range(3)
+        )
+    )
+    assert sum(i is not None for i in issued) == 1
+    assert await pool.fetchval("SELECT last FROM invoice_counter") == 1
