@@ -82,13 +82,20 @@ class RetentionService:
         self._sealer = sealer
 
     async def purge_due(self, now: datetime, done: Done) -> int:
-        """The ``retention`` job: every delivery past the period, each in its own claim."""
+        """The ``retention`` job: every delivery past the period, each in its own claim.
+
+        Which deliveries are due is judged as of ``now`` (a scheduled run's slot, for exact
+        day counts); each disposal is recorded — its ContentDisposition evidence, the purge
+        time, the audit record — at the moment it happens. Found in review: a run that
+        caught up hours late (a node restarted) sealed evidence of a disposal at the slot,
+        before a handover that had happened in between."""
         cutoff = add_months(now, -self._months)
         count = 0
         while batch := await self._store.due(cutoff):
             progressed = False
             for delivery_id in batch:
-                if await self._purge(delivery_id, now, "retention", "system:retention"):
+                at = max(now, self._clock.now())
+                if await self._purge(delivery_id, at, "retention", "system:retention"):
                     count += 1
                     progressed = True
                     await done(1)

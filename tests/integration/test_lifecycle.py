@@ -186,6 +186,38 @@ async def test_r8_1_retention_purges_a_day_after_not_a_day_before(
     assert openssl_ts_verify(server, xml, tmp_path).returncode == 0
 
 
+async def test_r8_1_a_late_retention_run_records_the_disposal_when_it_happens(
+    server: RunningServer,
+) -> None:
+    """Found in review: a scheduled run judges its rules as of its slot (02:10), and it
+    also sealed the disposal at 02:10 when it ran — caught up by a node that restarted —
+    at 23:00, after a handover at 22:00: evidence that the content was destroyed before it
+    was handed over. What is due is still judged at the slot; the disposal is recorded
+    when it happens."""
+    from datetime import UTC, datetime
+
+    from server.http.context import JOBS
+
+    _, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    did = sent["delivery_id"]
+    day = add_months(server.clock.now(), 3) + timedelta(days=2)
+    server.clock.set(datetime(day.year, day.month, day.day, 22, 0, tzinfo=UTC))
+    assert (await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0"))[0] == 200
+    late = datetime(day.year, day.month, day.day, 23, 0, tzinfo=UTC)
+    server.clock.set(late)
+    result = await server.app[JOBS].run("retention")  # scheduled: judged at today's slot
+    assert result.status == "ran" and result.items == 1 and result.slot < late
+    rows = await server.services.pool.fetch(
+        "SELECT event, event_time FROM evidence WHERE delivery_id = $1::uuid", did
+    )
+    times = {r["event"]: r["event_time"] for r in rows}
+    assert times["ContentDisposition"] == late > times["ContentHandover"]
+    purged = await server.services.pool.fetchval(
+        "SELECT content_purged_at FROM deliveries WHERE delivery_id = $1::uuid", did
+    )
+    assert purged == late
+
+
 async def test_r8_1_content_deleted_early_only_on_request_after_receipt(
     server: RunningServer,
 ) -> None:
