@@ -120,7 +120,7 @@ class JobRunner:
             count += items
             # The heartbeat of the lock: if its connection was lost, another node may hold
             # the lock now, and this run stops here (its items so far are committed).
-            await lock.fetchval("SELECT 1")
+            await job_runs.heartbeat(lock)
             await job_runs.progress(conn, run_id, count)
 
         judged = slot if trigger == "schedule" else now

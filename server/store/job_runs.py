@@ -51,11 +51,22 @@ def _run(row: asyncpg.Record) -> JobRun:
 
 async def try_lock(conn: Connection, job: str) -> bool:
     """The job's advisory lock until the caller's transaction ends, if nobody holds it."""
-    return bool(
+    locked = bool(
         await conn.fetchval(
             "SELECT pg_try_advisory_xact_lock($1, hashtext($2))", JOB_LOCK_NAMESPACE, job
         )
     )
+    await heartbeat(conn)
+    return locked
+
+
+async def heartbeat(conn: Connection) -> None:
+    """A round trip on the lock's connection (raises if it was lost) that also lets go of
+    the last statement's snapshot: the transaction stays open for the whole run, and the
+    unnamed portal of an extended-protocol query kept its snapshot — and with it the
+    database's xmin, so VACUUM cleaned nothing while a long job ran (found in review). A
+    simple-protocol query destroys that portal."""
+    await conn.execute("SELECT 1")
 
 
 async def abandon_running(conn: Executor, job: str, now: datetime) -> int:

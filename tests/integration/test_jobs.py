@@ -308,3 +308,30 @@ async def test_r8_7_a_scheduled_run_judges_its_rules_as_of_its_slot(
     server.clock.set(slot + timedelta(days=1, hours=2, milliseconds=7))
     assert (await runner.run("note", manual=True)).status == "ran"
     assert seen == [slot, slot + timedelta(days=1, hours=2, milliseconds=7)]
+
+
+async def test_r8_7_a_jobs_lock_holds_no_snapshot_while_it_runs(database_url: str) -> None:
+    """The lock's transaction stays open for the whole run; found in review, the portal
+    of its last extended-protocol query kept a snapshot, and with it the database's xmin:
+    VACUUM cleaned nothing while a long job ran."""
+    from server.store import job_runs
+    from server.store.db import create_pool
+
+    pool = await create_pool(database_url, max_size=2)
+    try:
+        async with pool.acquire() as lock, lock.transaction():
+            assert await job_runs.try_lock(lock, "retention")
+            pid = lock.get_server_pid()
+
+            async def xmin() -> object:
+                return await pool.fetchval(
+                    "SELECT backend_xmin FROM pg_stat_activity WHERE pid = $1", pid
+                )
+
+            await pool.execute("CREATE TABLE IF NOT EXISTS vacuum_probe (n int)")
+            await pool.execute("INSERT INTO vacuum_probe VALUES (1)")  # the horizon moves on
+            assert await xmin() is None
+            await job_runs.heartbeat(lock)
+            assert await xmin() is None
+    finally:
+        await pool.close()
