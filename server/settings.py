@@ -71,8 +71,11 @@ class Settings:
     smtp_timeout_seconds: float = 10.0
     #: How often the outbox worker looks for due notifications.
     outbox_poll_seconds: float = 2.0
-    #: Give up on a notification after this many tries (backoff doubles from 30 s).
+    #: Give up on a notification after this many tries (backoff doubles from 30 s, capped
+    #: at an hour) — and not before it has been tried this many hours: a relay down over a
+    #: weekend must not lose every notice (found in review: 12 tries took ~5 hours).
     outbox_max_attempts: int = 12
+    outbox_keep_trying_hours: int = 72
     #: R4.3: directory lookups per person per hour.
     directory_lookups_per_hour: int = 60
     #: R2.2: offline fixture of the business register (entities and representatives);
@@ -317,6 +320,7 @@ _PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "smtp_timeout_seconds": lambda k, v: {"smtp_timeout_seconds": _float(k, v)},
     "outbox_poll_seconds": lambda k, v: {"outbox_poll_seconds": _float(k, v)},
     "outbox_max_attempts": lambda k, v: {"outbox_max_attempts": _int(k, v, 1)},
+    "outbox_keep_trying_hours": lambda k, v: {"outbox_keep_trying_hours": _int(k, v, 0)},
     "directory_lookups_per_hour": lambda k, v: {"directory_lookups_per_hour": _int(k, v, 1)},
     "business_register": lambda k, v: {"business_register": _existing_file(k, v)},
     "terms_version": lambda k, v: {"terms_version": _text(k, v)},

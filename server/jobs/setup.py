@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 
 from ..clock import Clock
@@ -29,6 +31,7 @@ def outbox_worker(
         services.clock,
         settings.smtp_sender,
         settings.outbox_max_attempts,
+        keep_trying=timedelta(hours=settings.outbox_keep_trying_hours),
     )
 
 

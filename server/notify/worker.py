@@ -49,6 +49,7 @@ class OutboxWorker:
         *,
         batch: int = 10,
         lease: timedelta = timedelta(minutes=5),
+        keep_trying: timedelta = timedelta(0),
     ) -> None:
         self._store = store
         self._notifier = notifier
@@ -58,6 +59,7 @@ class OutboxWorker:
         self._max_attempts = max_attempts
         self._batch = batch
         self._lease = lease
+        self._keep_trying = keep_trying
 
     async def run_once(self) -> int:
         """One pass: claim due messages and try each once. Returns how many were tried."""
@@ -83,7 +85,7 @@ class OutboxWorker:
 
     async def _deliver(self, message: OutboxMessage) -> None:
         fields = {"outbox_id": message.id, "kind": message.kind}
-        if message.attempts > self._max_attempts:
+        if message.attempts > self._max_attempts and self._spent(message):
             # Claimed again after leases ran out (a worker died with it each time).
             await self._store.give_up(message.id, self._clock.now(), "TooManyAttempts")
             log.warning("notification given up", extra={**fields, "error": "TooManyAttempts"})
@@ -116,13 +118,17 @@ class OutboxWorker:
     async def _failed(self, message: OutboxMessage, error: str) -> None:
         fields = {"outbox_id": message.id, "kind": message.kind, "error": error}
         now = self._clock.now()
-        if message.attempts >= self._max_attempts:
+        if message.attempts >= self._max_attempts and self._spent(message):
             await self._store.give_up(message.id, now, error)
             log.warning("notification given up", extra={**fields, "attempts": message.attempts})
             return
         retry_at = now + backoff(message.attempts)
         await self._store.mark_failed(message.id, now, error, retry_at)
         log.info("notification deferred", extra={**fields, "attempts": message.attempts})
+
+    def _spent(self, message: OutboxMessage) -> bool:
+        """Tried for the hours it must be, besides the attempts."""
+        return self._clock.now() - message.created_at >= self._keep_trying
 
     def _compose(self, message: OutboxMessage) -> EmailMessage:
         subject, body = templates.render(message.kind, message.params)

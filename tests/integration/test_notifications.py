@@ -362,3 +362,46 @@ async def test_r3_4_confirmation_code_is_never_logged_and_not_kept(
         assert code not in line
         assert to not in line
         assert MAILBOX not in line
+
+
+async def test_r5_4_a_relay_down_for_a_weekend_loses_no_notice(
+    pool: asyncpg.Pool, smtp: SmtpServer
+) -> None:
+    """Found in review: 12 tries, backoff capped at an hour, were spent in ~5 hours, so a
+    relay down over a weekend gave up every notice (R8.5's wind-down notices too, recorded
+    as sent once). A notice is given up after the attempts *and* the hours."""
+    clock = ManualClock(START)
+    smtp.stop()
+    notifier = SmtpNotifier(smtp.host, smtp.port, SENDER, starttls=False, timeout=5.0)
+    store = OutboxStore(pool)
+    worker = OutboxWorker(
+        store, notifier, clock, SENDER, max_attempts=12, keep_trying=timedelta(hours=72)
+    )
+    weekend = await enqueue(pool, "ana@example.si", "delivery_waiting", {"mailbox": MAILBOX}, START)
+
+    async def tries_until(moment: datetime) -> None:
+        for _ in range(200):
+            current = await row(pool, weekend)
+            if current.next_attempt_at > moment or current.sent_at or current.given_up_at:
+                return
+            clock.set(current.next_attempt_at)
+            await worker.run_once()
+
+    await tries_until(START + timedelta(hours=60))  # relay down: far beyond 12 tries
+    assert (await row(pool, weekend)).attempts > 12
+    assert (await row(pool, weekend)).given_up_at is None
+    smtp.start()
+    await tries_until(START + timedelta(hours=61))
+    assert [m.rcpt_tos for m in smtp.received] == [("ana@example.si",)]
+    assert (await row(pool, weekend)).sent_at is not None
+
+    smtp.stop()  # down for longer than the hours: given up once both are spent
+    later = clock.now()
+    lost = await enqueue(pool, "bor@example.si", "delivery_waiting", {"mailbox": MAILBOX}, later)
+    for _ in range(200):  # hourly tries: ~80 in 72 hours
+        if (await row(pool, lost)).given_up_at is not None:
+            break
+        clock.set((await row(pool, lost)).next_attempt_at)
+        await worker.run_once()
+    assert (await row(pool, lost)).given_up_at is not None
+    assert later + timedelta(hours=72) <= clock.now() <= later + timedelta(hours=73)
