@@ -146,7 +146,10 @@ class LifecycleService:
                         count += 1
                         await done(1)
                     continue
-            if await self._any_valid(holding.certificates):
+            valid = await self._any_valid(holding.certificates)
+            if valid is None:  # undecided (OCSP/CRL away): neither cleared nor counted on
+                continue
+            if valid:
                 if holding.certificate_notice_at is not None:
                     await self._store.set_certificate_notice(holding.address, None, actor)
                 continue
@@ -178,18 +181,23 @@ class LifecycleService:
         )
         return changed is not None
 
-    async def _any_valid(self, certificates: tuple[bytes, ...]) -> bool:
+    async def _any_valid(self, certificates: tuple[bytes, ...]) -> bool | None:
+        """True when a certificate is valid, False when none is, None when none is known
+        valid and one could not be decided (revocation data away). Found in review: an
+        undecided check counted as valid, so one run during an outage cleared the notice,
+        restarted the 30 days and sent the notice again."""
+        undecided = False
         for der in certificates:
             try:
                 check = await self._checker.check(der)
             except CertificateRefused as exc:
                 if exc.reason in _UNDECIDED:
-                    log.warning("certificates job: revocation undecided; counted as valid")
-                    return True
+                    log.warning("certificates job: revocation undecided; nothing changed")
+                    undecided = True
                 continue
             if check.loa in (Loa.HIGH, Loa.SUBSTANTIAL):
                 return True
-        return False
+        return None if undecided else False
 
     async def remove_personal_data(self, now: datetime, done: Done) -> int:
         """R8.6: personal data removed 10 years (setting) after the contract ended — the

@@ -356,6 +356,16 @@ async def test_r8_3_no_valid_certificate_notice_then_closed_after_30_days(
     assert await run_job(server, "certificates") == 1
     assert await notices(server, MOJCA) == ["certificate_missing"]
     assert await run_job(server, "certificates") == 0  # told once
+    # found in review: a run while revocation data are away counted the certificate as
+    # valid, cleared the notice and restarted the 30 days — now it changes nothing
+    server.clock.set(noticed_at + timedelta(days=20))
+    pki_service.stop()
+    try:
+        assert await run_job(server, "certificates") == 0
+    finally:
+        pki_service.start()
+    notice = "SELECT certificate_notice_at FROM mailboxes WHERE address = $1"
+    assert await server.services.pool.fetchval(notice, MOJCA) == noticed_at
     server.clock.set(noticed_at + timedelta(days=29, hours=23, minutes=59))
     assert await run_job(server, "certificates") == 0
     assert await state(server, MOJCA) == "active"
