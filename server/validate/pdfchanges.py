@@ -34,7 +34,24 @@ _MAX_OBJECTS = 200_000
 _INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
 #: What decides how a page looks.
 _SHOWN = frozenset({"/Contents", "/Annots", "/Group", *_INHERITED})
-_BACK_REFERENCES = frozenset({"/Parent", "/P"})
+#: Keys that point elsewhere or act, never draw: back-references, link destinations and
+#: actions, structure, and an annotation's replies and pop-up.
+_NOT_SHOWN = frozenset(
+    {
+        "/Parent",
+        "/P",
+        "/Dest",
+        "/A",
+        "/AA",
+        "/PA",
+        "/Next",
+        "/IRT",
+        "/Popup",
+        "/StructParent",
+        "/StructParents",
+    }
+)
+_MAX_DEPTH = 200
 _HIDDEN, _NO_VIEW = 2, 32  # annotation flags (ISO 32000-1 Table 165)
 
 
@@ -48,6 +65,7 @@ def _pages(reader: PdfFileReader, revision: int, deep: bool = False) -> list[byt
     """A digest of each page, in page order, as of ``revision``: its content streams, or,
     ``deep``, everything that decides what it shows (:func:`_shown`)."""
     resolver = reader.get_historical_resolver(revision)
+    looks = _Looks() if deep else None
     pages: list[bytes] = []
     # (node, the attributes it inherits: ISO 32000-1 §7.7.3.4)
     stack: list[tuple[Any, dict[str, Any]]] = [(resolver.root.get("/Pages"), {})]
@@ -63,8 +81,8 @@ def _pages(reader: PdfFileReader, revision: int, deep: bool = False) -> list[byt
             passed = {**inherited, **{k: node[k] for k in _INHERITED if k in node}}
             stack.extend((kid, passed) for kid in reversed(list(node.get("/Kids", []))))
             continue
-        if deep:
-            pages.append(_shown({**inherited, **node}))
+        if looks is not None:
+            pages.append(looks.page({**inherited, **node}))
             continue
         contents = resolve(node.get("/Contents"))
         streams = contents if isinstance(contents, generic.ArrayObject) else [contents]
@@ -86,48 +104,72 @@ def _stream_bytes(stream: generic.StreamObject) -> bytes:
         return bytes(stream.encoded_data)
 
 
-def _shown(page: dict[str, Any]) -> bytes:
-    """A digest of what decides how a page looks — its content streams, resources (fonts,
-    graphics states, images and forms), boxes, rotation and annotations with their
-    appearances — by value: the same object rewritten under a new number digests the same.
-    Back-references (``/Parent``, an annotation's ``/P``) are left out; a graph too large to
-    walk raises :class:`PdfError`, which the caller reports as a change it cannot rule out."""
-    hasher = hashlib.sha256()
-    budget = [_MAX_OBJECTS]
+class _Looks:
+    """Digests of what decides how pages look, by value: the same object rewritten under a
+    new number digests the same. One per document revision, so an object shared by many
+    pages (a font, a form XObject) is digested once, and one budget bounds the whole walk.
 
-    def walk(value: Any, path: frozenset[tuple[int, int]]) -> None:
-        budget[0] -= 1
-        if budget[0] < 0:
+    Left out: back-references and navigation (``/Parent``, an annotation's ``/P``, link
+    destinations and actions, replies and pop-ups — found in review, following them walked
+    from page to page until Python's recursion limit, a 500). A reference met again on its
+    own path is a cycle, digested as such; a null or missing object is a value. A graph too
+    large or too deep raises :class:`PdfError`: the caller reports a change it cannot rule
+    out."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[int, int], bytes] = {}
+        self._open: set[tuple[int, int]] = set()
+        self._budget = _MAX_OBJECTS
+
+    def page(self, page: dict[str, Any]) -> bytes:
+        shown = {k: page[k] for k in sorted(page) if k in _SHOWN}
+        if "/Annots" in shown:
+            shown["/Annots"] = _visible(shown["/Annots"])
+        return self._digest(shown, 0)
+
+    def _digest(self, value: Any, depth: int) -> bytes:
+        self._budget -= 1
+        if self._budget < 0 or depth > _MAX_DEPTH:
             raise PdfError("too many objects to compare")
         if isinstance(value, generic.IndirectObject):
             ref = (value.idnum, value.generation)
-            if ref in path:  # a cycle: the reference itself, not its value again
-                hasher.update(b"cycle")
-                return
-            walk(value.get_object(), path | {ref})  # type: ignore[no-untyped-call]
-        elif isinstance(value, generic.StreamObject):
+            if ref in self._memo:
+                return self._memo[ref]
+            if ref in self._open:
+                return b"cycle"
+            self._open.add(ref)
+            try:
+                target = value.get_object()  # type: ignore[no-untyped-call]
+            except (KeyError, *PARSE_ERRORS):
+                target = None  # a missing object reads as null (ISO 32000-1 §7.3.10)
+            digest = self._digest(target, depth + 1)
+            self._open.discard(ref)
+            self._memo[ref] = digest
+            return digest
+        hasher = hashlib.sha256()
+        if isinstance(value, generic.StreamObject):
             hasher.update(b"stream" + hashlib.sha256(_stream_bytes(value)).digest())
-            walk(dict(value), path)
-        elif isinstance(value, generic.DictionaryObject | dict):
+            value = {k: value.raw_get(k) for k in value}
+        if isinstance(value, generic.DictionaryObject | dict):
             hasher.update(b"<<")
             for name in sorted(value):
-                if name not in _BACK_REFERENCES:
-                    hasher.update(str(name).encode() + b" ")
-                    walk(value[name], path)
+                if name in _NOT_SHOWN:
+                    continue
+                raw = (
+                    value.raw_get(name)
+                    if isinstance(value, generic.DictionaryObject)
+                    else value[name]
+                )
+                hasher.update(str(name).encode() + b" " + self._digest(raw, depth + 1))
             hasher.update(b">>")
         elif isinstance(value, generic.ArrayObject | list):
             hasher.update(b"[")
             for item in value:
-                walk(item, path)
+                hasher.update(self._digest(item, depth + 1))
             hasher.update(b"]")
         else:
-            hasher.update(repr(value).encode("utf-8", "backslashreplace") + b";")
-
-    shown = {k: page[k] for k in sorted(page) if k in _SHOWN}
-    if "/Annots" in shown:
-        shown["/Annots"] = _visible(shown["/Annots"])
-    walk(shown, frozenset())
-    return hasher.digest()
+            hasher.update(repr(value).encode("utf-8", "backslashreplace"))
+        return hasher.digest()
 
 
 def _visible(annots: Any) -> list[Any]:
@@ -159,10 +201,15 @@ def _unexplained(
     its content stream, so here every page is compared by all that decides its looks, by
     value. Real signed files carry such changes harmlessly (a plugtest's later revision
     rewrites a page's resources under a new object number): DSS compares what is shown,
-    and so does this. A certification signature that forbids changes (DocMDP P=1) is
-    broken by any."""
-    if permitted is MDPPerm.NO_CHANGES:
-        message = "The certification signature permits no changes (DocMDP P=1); there are."
+    and so does this. A certification signature (DocMDP) is broken by any such change."""
+    if permitted is not None:
+        # a certification permits form filling or comments at most (ISO 32000-1 Table 254),
+        # never a change no rule explains (found in review: only P=1 refused it)
+        message = (
+            f"The certification signature permits {permitted.name.lower().replace('_', ' ')} "
+            f"only (DocMDP P={permitted.value}); the document was changed in ways no rule "
+            "explains."
+        )
         return [Issue("document_modified_after_signing", message)], []
     try:
         same = _pages(reader, sig.signed_revision, deep=True) == _pages(

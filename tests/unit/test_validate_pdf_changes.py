@@ -167,13 +167,15 @@ async def test_r6_4_a_certification_that_permits_no_changes_is_broken_by_an_anno
     report = await validate(updated(locked, white_square), None, [])
     assert not report.intact and "document_modified_after_signing" in codes(report)
     assert "DocMDP P=1" in messages(report)
-    # where comments are permitted, a square over the whole page still hides what was
-    # signed: refused for what it shows, not for the permission
+    # where comments are permitted, a change no rule explains is still refused (found in
+    # review: only P=1 refused it)
     open_to_comments = await certified(ORIGINAL, MDPPerm.ANNOTATE)
     assert (await validate(open_to_comments, None, [])).intact
     report = await validate(updated(open_to_comments, white_square), None, [])
+    assert not report.intact and "DocMDP P=3" in messages(report)
+    # under an approval signature the same square is refused for what it hides
+    report = await validate(updated(ORIGINAL, white_square), None, [])
     assert not report.intact and "no longer show" in messages(report)
-    assert "DocMDP" not in messages(report)
 
 
 def messages(report: ValidationReport) -> str:
@@ -226,3 +228,42 @@ async def test_r6_4_a_document_timestamp_covers_only_what_the_pages_still_show()
     (stamp,) = report.timestamps
     assert not stamp.intact
     assert "document_modified_after_signing" in {e.code for e in stamp.errors}
+
+
+def replies_to_each_other(writer: IncrementalPdfFileWriter) -> None:
+    """Two comments answering each other (/IRT) and a link to the page itself, with the
+    text made transparent too (so the change is one no rule explains)."""
+    transparent(writer)
+    page = first_page(writer)
+    box = ArrayObject([NumberObject(10), NumberObject(10), NumberObject(20), NumberObject(20)])
+    notes = [
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Annot"),
+                NameObject("/Subtype"): NameObject("/Text"),
+                NameObject("/Rect"): box,
+            }
+        )
+        for _ in range(2)
+    ]
+    first, second = (writer.add_object(n) for n in notes)
+    notes[0][NameObject("/IRT")] = second
+    notes[1][NameObject("/IRT")] = first
+    link = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Annot"),
+            NameObject("/Subtype"): NameObject("/Link"),
+            NameObject("/Rect"): box,
+            NameObject("/Dest"): ArrayObject([writer.root["/Pages"].raw_get("/Kids")[0]]),
+        }
+    )
+    page[NameObject("/Annots")] = ArrayObject([first, second, writer.add_object(link)])
+    writer.update_container(page)
+
+
+async def test_r6_4_annotations_that_point_at_each_other_are_compared_not_crashed_on() -> None:
+    """Found in review: the comparison followed every reference, so replies that answer
+    each other (or a link back to its own page) recursed until Python gave up — a 500 from
+    the API and a traceback from vep verify."""
+    report = await validate(updated(ORIGINAL, replies_to_each_other), None, [])
+    assert not report.intact and "document_modified_after_signing" in codes(report)
