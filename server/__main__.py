@@ -59,18 +59,29 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
     from .store.audit import AuditStore
     from .store.audit_seals import AuditSealStore
     from .store.db import create_pool
+    from .trust.validation import load_certificates
     from .validate.anchors import load_anchors
 
     settings = _settings()
+    # the seals' own certificates (a chain file's first one is the seal): the configured
+    # one and any earlier one named, since a renewed seal certificate did not make the
+    # older seals anyone else's (review)
+    named = [Path(p) for p in args.seal_cert]
+    configured = settings.effective_seal_cert
+    try:
+        pins = [load_certificates([p])[0] for p in named]
+        if configured.is_file():
+            pins.append(load_certificates([configured])[0])
+    except (OSError, ValueError, IndexError):
+        print("vep: --seal-cert: not a readable certificate file", file=sys.stderr)
+        return 2
 
     async def run() -> int:
         pool = await create_pool(settings.database_url, max_size=1)
         try:
             report = await AuditStore(pool).verify()
             seals = await verify_seals(
-                AuditSealStore(pool),
-                load_anchors(settings.anchor_paths),
-                load_anchors([settings.effective_seal_cert])[:1],  # the seal, not its chain
+                AuditSealStore(pool), load_anchors(settings.anchor_paths), pins
             )
         finally:
             await pool.close()
@@ -184,7 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="serve HTTPS with client-certificate authentication")
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("check-config", help="load the settings and report the first problem")
-    sub.add_parser("verify-audit", help="recompute the audit hash chain (R9.1)")
+    audit = sub.add_parser("verify-audit", help="recompute the audit hash chain (R9.1)")
+    audit.add_argument(
+        "--seal-cert",
+        action="append",
+        default=[],
+        help="a seal certificate (PEM/DER) the audit seals may be made by, repeatable (the "
+        "provider's earlier ones after a renewal); default: the configured seal certificate",
+    )
     dev = sub.add_parser("dev-pki", help="development PKI: generate it, or serve OCSP/CRL/TSA")
     dev.add_argument("action", choices=["init", "serve"])
     dev.add_argument("--dir", default=".data/pki")

@@ -129,3 +129,25 @@ async def test_r9_1_a_seal_by_another_qualified_seal_is_not_the_providers(
         False,
         f"the seal over record {last.seq} is not the provider's",
     )
+
+
+async def test_r9_1_seals_made_before_a_seal_renewal_still_verify(
+    server: RunningServer, dev_pki, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Review of the pinning: after the provider's seal certificate is renewed (here: the
+    configuration names another one), the older seals are named with --seal-cert."""
+    await login(server, "qualified-qscd")
+    assert await seal(server) == 1
+    renewed = vep_env(
+        VEP_DATABASE_URL=database_url,
+        VEP_DATA_DIR=str(dev_pki.directory.parent),
+        VEP_SEAL_CERT=str(dev_pki.directory / "legal-seal.chain.pem"),
+        VEP_SEAL_KEY=str(dev_pki.key("legal-seal")),
+    )
+    refused = vep("verify-audit", env=renewed)
+    assert refused.returncode == 1 and "is not the provider's" in refused.stderr
+    before = ["--seal-cert", str(dev_pki.cert("provider-seal"))]
+    accepted = vep("verify-audit", *before, env=renewed)
+    assert accepted.returncode == 0, accepted.stderr
+    unreadable = vep("verify-audit", "--seal-cert", "/nonexistent", env=renewed)
+    assert unreadable.returncode == 2
