@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -222,7 +223,10 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
                 except Exception as exc:
                     # R9.1: the attempt read the records, so it is on record how it ended
                     details = {"to": str(directory), "error": type(exc).__name__}
-                    await audit.append(clock.now(), operator, "export.failed", "failure", details)
+                    with contextlib.suppress(Exception):  # the database may be the failure
+                        await audit.append(
+                            clock.now(), operator, "export.failed", "failure", details
+                        )
                     if isinstance(exc, DomainError | ExportError):
                         raise
                     # the class only: a message may carry a URL or a path with secrets

@@ -252,25 +252,25 @@ async def _audit(conn: Connection, root: Path, progress: Progress) -> tuple[dict
     return out.close(), done
 
 
-def _prepare(to: Path) -> Path:
-    """The directory the archive is written in: a fresh sibling of ``to`` (same file system,
-    so the final rename is atomic), named as unfinished."""
+def _prepare(to: Path) -> tuple[Path, bool]:
+    """The directory the archive is written in — ``to/.unfinished-…``, inside the target,
+    so that a target that is a mount point or sits in a directory the operator may not
+    write to works (review) — and whether ``to`` was made here."""
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
         raise ExportError(f"{to} exists and is not an empty directory")
-    to.parent.mkdir(parents=True, exist_ok=True)
-    work = to.parent / f".{to.name}.unfinished-{uuid.uuid4().hex[:12]}"
+    made = not to.exists()
+    to.mkdir(parents=True, exist_ok=True)
+    work = to / f".unfinished-{uuid.uuid4().hex[:12]}"
     work.mkdir()
-    return work
+    return work, made
 
 
 def _finish(work: Path, to: Path) -> None:
-    """Move the sealed archive into place: ``to`` appears whole or not at all."""
-    if to.is_dir() and not any(to.iterdir()):
-        to.rmdir()
-    try:
-        work.rename(to)  # refuses a ``to`` that appeared meanwhile, not empty
-    except OSError:
-        raise ExportError(f"{to} exists and is not an empty directory") from None
+    """Move the sealed archive's entries up into ``to`` (renames within one file system);
+    until then ``to`` holds only the unfinished directory, which a failure removes."""
+    for entry in sorted(work.iterdir()):
+        entry.rename(to / entry.name)
+    work.rmdir()
 
 
 def _write_manifest(to: Path, meta: dict[str, Any], files: _Entries) -> dict[str, Any]:
@@ -303,16 +303,18 @@ async def export_archive(
 ) -> ExportResult:
     """Write the archive into ``to`` (new or empty) and seal its manifest.
 
-    It is written in an unfinished sibling directory and renamed to ``to`` only once
-    sealed: an export that fails — the database, the disk, the seal key or the TSA — leaves
-    no unsealed copy of the records behind (the unfinished directory is removed), and ``to``
-    stays free for the next attempt."""
-    work = _prepare(to)
+    It is written in an unfinished directory inside ``to`` and moved up only once sealed:
+    an export that fails — the database, the disk, the seal key or the TSA — leaves no
+    unsealed copy of the records behind (the unfinished directory is removed, and ``to``
+    too when this made it), and ``to`` stays free for the next attempt."""
+    work, made = _prepare(to)
     try:
         result = await _write(pool, work, sealer, progress, created_at, operator, before_snapshot)
         _finish(work, to)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        if made:
+            shutil.rmtree(to, ignore_errors=True)
         raise
     result.directory = to
     return result
