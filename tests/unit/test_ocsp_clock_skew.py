@@ -83,6 +83,9 @@ async def test_r1_3_a_responder_a_few_seconds_ahead_is_still_believed() -> None:
                 ahead["by"] = timedelta(seconds=seconds)
                 check = await checker.check(leaf.der)
                 assert check.revocation_source == "ocsp", seconds
+                # a signature checked as of "now" (a vročilnica, a contract) too (review)
+                check = await checker.check(leaf.der, datetime.now(UTC))
+                assert check.revocation_source == "ocsp", seconds
             # a check at a past moment keeps the strict rule: an answer from after it does
             # not speak for it
             ahead["by"] = timedelta(0)
