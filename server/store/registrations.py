@@ -19,6 +19,8 @@ from .audit import AuditStore
 
 #: Advisory lock namespace for address reservations (second key: hashtext(local part)).
 ADDRESS_LOCK = 0x5645_5003
+#: Advisory lock namespace of one person's pending registrations (the :data:`MAX_PENDING` cap).
+HOLDS_LOCK = 0x5645_500A
 ALL_PERMISSIONS = ["read", "send", "accept", "manage"]
 
 
@@ -126,6 +128,11 @@ class RegistrationStore:
     ) -> Registration:
         """Hold the address and store the issued contract; raises :class:`AddressTaken`."""
         async with self._pool.acquire() as conn, conn.transaction():
+            # the person's holds first (the cap below counts them: review found parallel
+            # starts for different addresses each saw fewer than the cap), then the address
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))", HOLDS_LOCK, person_id
+            )
             await conn.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext($2))", ADDRESS_LOCK, local_part
             )

@@ -485,3 +485,35 @@ async def test_r2_1_one_person_holds_at_most_three_addresses_and_no_hold_for_eve
     assert status == 201, body
     async with server.client("qualified") as bojan:  # his three have lapsed: he may again
         assert (await start(bojan, natural("bojan.c")))[0] == 201
+
+
+async def test_r2_1_the_hold_cap_holds_for_parallel_starts(server: RunningServer) -> None:
+    """Review of the cap: the lock was per address, so starts for different addresses at
+    once each counted fewer than three holds. A third connection holds the six addresses'
+    locks until every start waits at its own, then lets them all go at once."""
+    import asyncio
+
+    from server.store.registrations import ADDRESS_LOCK
+
+    locals_ = [f"bojan.{n}" for n in range(6)]
+
+    async def one(local: str) -> int:
+        async with server.client("qualified") as bojan:
+            return (await start(bojan, natural(local)))[0]
+
+    async with server.services.pool.acquire() as gate, gate.transaction():
+        for local in locals_:
+            await gate.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))", ADDRESS_LOCK, local
+            )
+        starts = [asyncio.create_task(one(local)) for local in locals_]
+        for _ in range(300):  # until all six wait at a lock (each hashes its password first)
+            waiting = await server.services.pool.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            if waiting >= len(locals_):
+                break
+            await asyncio.sleep(0.1)
+        assert waiting >= len(locals_)
+    statuses = await asyncio.gather(*starts)
+    assert sorted(statuses) == [201, 201, 201, 409, 409, 409]
