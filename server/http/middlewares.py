@@ -147,8 +147,10 @@ DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; sand
 PDF_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 
 
-def _csp(content_type: str) -> str:
-    if content_type == "text/html":
+def _csp(path: str, content_type: str) -> str:
+    """By what the answer is: one of our pages (HTML outside the API), a PDF, or data — a
+    sender's part is data whatever type it claims (an operator may allow text/html)."""
+    if content_type == "text/html" and not path.startswith("/api/"):
         return PAGE_POLICY
     return PDF_POLICY if content_type == "application/pdf" else DATA_POLICY
 
@@ -162,7 +164,7 @@ async def security_headers(request: web.BaseRequest, response: web.StreamRespons
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Content-Security-Policy", _csp(response.content_type))
+    headers.setdefault("Content-Security-Policy", _csp(request.path, response.content_type))
     if not request.path.startswith("/static/"):
         headers.setdefault("Cache-Control", "no-store")
 

@@ -14,6 +14,7 @@ import json
 
 import pytest
 
+from tests.conftest import PkiService
 from tests.integration.test_deliveries import COURT, DEJAN, PDF, send
 from tests.support import RunningServer
 
@@ -95,3 +96,25 @@ async def test_our_pages_run_no_script_and_what_we_serve_as_data_runs_nothing(
             assert r.content_type == "application/pdf"
             assert r.headers["Content-Security-Policy"] == PDF_POLICY
     assert DATA_POLICY.endswith("sandbox")
+
+
+async def test_a_part_an_operator_lets_be_html_is_still_sandboxed_data(
+    dev_pki, pki_service: PkiService, database_url: str
+) -> None:
+    """Review of the policy: it was chosen by content type, so a part of type text/html
+    (if an operator allows it) got the page policy, without the sandbox."""
+    from server.http.middlewares import DATA_POLICY
+    from tests.mailbox_support import open_delivery_world
+    from tests.support import make_settings, running_server
+
+    html = b"<html><body><form action=/logout method=post></form></body></html>"
+    settings = make_settings(dev_pki, database_url, allowed_content_types=("text/html",))
+    async with running_server(settings, dev_pki) as server:
+        await open_delivery_world(server)
+        _, sent = await send(
+            server, "qualified-qscd", COURT, [DEJAN], files=[("a.html", html, "text/html")]
+        )
+        part = f"/api/v1/deliveries/{sent['delivery_id']}/parts/0"
+        async with server.client("delegate") as client, client.get(part) as r:
+            assert (r.status, r.content_type) == (200, "text/html")
+            assert r.headers["Content-Security-Policy"] == DATA_POLICY
