@@ -39,9 +39,10 @@ def is_trusted_proxy(address: str | None, proxies: Sequence[IPNetwork]) -> bool:
         return False
     # a dual-stack listener on "::" sees an IPv4 proxy as ::ffff:a.b.c.d (found in review:
     # every request through nginx was then refused for want of a certificate)
+    forms: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in proxies)
+        forms.append(ip.ipv4_mapped)  # and as configured in either form
+    return any(form in net for form in forms for net in proxies)
 
 
 def client_certificate(request: web.Request, proxies: Sequence[IPNetwork]) -> bytes | None:
