@@ -55,7 +55,8 @@ from .tables import TABLES, Table
 if TYPE_CHECKING:
     from ..store.db import Connection
 
-FORMAT = "vep-export/1"
+#: 2: receipts, registrations and wind-down notices were added (a /1 archive lacks them).
+FORMAT = "vep-export/2"
 MANIFEST = "manifest.json"
 SEAL = "manifest.json.p7s"
 #: Progress is reported every this many records (and at each table's end).

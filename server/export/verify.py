@@ -13,7 +13,7 @@ In this order, stopping at the first problem:
    anchors also issue every subscriber's certificate, so "chains to an anchor" alone let
    anyone with a qualified signature seal an archive of their own making;
 3. the manifest is ours (``format``), names only safe relative paths, and lists every file
-   an export writes (:data:`REQUIRED`);
+   an export of its format writes (:data:`REQUIRED`);
 4. every file it lists exists with its size and SHA-256 (read in 1 MiB chunks), and the
    directory holds no other file;
 5. ``audit.jsonl`` recomputes as an unbroken hash chain (R9.1), so the audit trail handed
@@ -42,9 +42,14 @@ from .archive import FORMAT, MANIFEST, SEAL
 from .tables import TABLES
 
 CHUNK = 1024 * 1024
-#: The files every export writes besides the evidence XML: a manifest without one of them
-#: describes an archive with records left out.
-REQUIRED = frozenset({"evidence.jsonl", "audit.jsonl", *(t.file for t in TABLES)})
+#: The files every export of each format writes besides the evidence XML: a manifest
+#: without one of them describes an archive with records left out. Format 1 (before
+#: receipts, registrations and wind-down notices were exported) still verifies as such.
+REQUIRED = {
+    FORMAT: frozenset({"evidence.jsonl", "audit.jsonl", *(t.file for t in TABLES)}),
+    "vep-export/1": frozenset({"evidence.jsonl", "audit.jsonl", *(t.file for t in TABLES)})
+    - {"receipts.jsonl", "registrations.jsonl", "wind_down_notices.jsonl"},
+}
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,8 @@ async def verify_archive(
     try:
         manifest = json.loads(manifest_bytes)
         files = manifest["files"]
-        if manifest.get("format") != FORMAT or not isinstance(files, list):
+        required = REQUIRED.get(str(manifest.get("format")))
+        if required is None or not isinstance(files, list):
             raise ValueError
         listed = {str(f["path"]): (int(f["size"]), str(f["sha256"])) for f in files}
     except (ValueError, KeyError, TypeError):
@@ -238,7 +244,7 @@ async def verify_archive(
     for relative in listed:
         if not _safe(relative) or relative in (MANIFEST, SEAL):
             return _fail(f"{MANIFEST} names an unsafe path: {relative!r}", signer, sealed_at)
-    if left_out := sorted(REQUIRED - set(listed)):
+    if left_out := sorted(required - set(listed)):
         return _fail(f"{MANIFEST} does not list {left_out[0]}", signer, sealed_at)
     problem = await asyncio.to_thread(_check_files, directory, listed)
     if problem is not None:

@@ -108,6 +108,19 @@ async def test_r8_5_verify_export_accepts_only_the_providers_time_stamped_seal(
     result = await verify_archive(short, anchors, provider)
     assert result.problem == "manifest.json does not list persons.jsonl"
 
+    def as_format_1(document: dict, to: Path) -> None:  # type: ignore[type-arg]
+        """An archive made before receipts, registrations and notices were exported."""
+        gone = {"receipts.jsonl", "registrations.jsonl", "wind_down_notices.jsonl"}
+        document["format"] = "vep-export/1"
+        document["files"] = [f for f in document["files"] if f["path"] not in gone]
+        for name in gone:
+            (to / name).unlink()
+
+    older = await resealed(
+        archive, tmp_path / "older", seal_of(dev_pki, "provider-seal"), as_format_1
+    )
+    assert (await verify_archive(older, anchors, provider)).ok  # review: it was refused
+
     def list_twice(document: dict, to: Path) -> None:  # type: ignore[type-arg]
         document["files"].append(document["files"][0])
 
