@@ -106,61 +106,57 @@ class BillingStore:
     ) -> Invoice | None:
         """The invoice, or None when this period's was issued already."""
         try:
-            return await self._issue(subscriber_id, kind, period, amount_cents, issued_at, due_at)
-        except _AlreadyIssued:
+            async with self.pool.acquire() as conn, conn.transaction():
+                # Invoice numbers run without gaps: no number is drawn for an invoice that
+                # exists already (the job's advisory lock keeps a second issuer out).
+                exists = await conn.fetchval(
+                    """SELECT EXISTS (SELECT 1 FROM invoices
+                                       WHERE subscriber_id = $1 AND kind = $2 AND period = $3)""",
+                    subscriber_id,
+                    kind,
+                    period,
+                )
+                if exists:
+                    return None
+                # the counter row (migration 0017) rolls back with this transaction, as a
+                # sequence would not: no number is drawn for an invoice that is not written
+                seq = await conn.fetchval(
+                    "UPDATE invoice_counter SET last = last + 1 RETURNING last"
+                )
+                row = await conn.fetchrow(
+                    """INSERT INTO invoices (invoice_id, number, subscriber_id, kind, period,
+                                             amount_cents, issued_at, due_at)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                       ON CONFLICT (subscriber_id, kind, period) DO NOTHING
+                       RETURNING *""",
+                    uuid.uuid4(),
+                    f"{issued_at:%Y-%m}-{seq:06d}",
+                    subscriber_id,
+                    kind,
+                    period,
+                    amount_cents,
+                    issued_at,
+                    due_at,
+                )
+                if row is None:  # issued meanwhile: the number drawn goes back (found in review)
+                    raise _AlreadyIssued
+                invoice = _invoice(row)
+                await self._audit.append(
+                    issued_at,
+                    "system:billing",
+                    "billing.invoice_issued",
+                    "success",
+                    {
+                        "invoice": invoice.number,
+                        "kind": kind,
+                        "period": period,
+                        "cents": amount_cents,
+                    },
+                    conn=conn,
+                )
+                await self._notify(conn, subscriber_id, "invoice_issued", issued_at)
+        except _AlreadyIssued:  # raised inside the transaction: its number rolled back
             return None
-
-    async def _issue(
-        self,
-        subscriber_id: uuid.UUID,
-        kind: str,
-        period: str,
-        amount_cents: int,
-        issued_at: datetime,
-        due_at: datetime,
-    ) -> Invoice | None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            # Invoice numbers run without gaps: no number is drawn for an invoice that
-            # exists already (the job's advisory lock keeps a second issuer out).
-            exists = await conn.fetchval(
-                """SELECT EXISTS (SELECT 1 FROM invoices
-                                   WHERE subscriber_id = $1 AND kind = $2 AND period = $3)""",
-                subscriber_id,
-                kind,
-                period,
-            )
-            if exists:
-                return None
-            # the counter row (migration 0017) rolls back with this transaction, as a
-            # sequence would not: no number is drawn for an invoice that is not written
-            seq = await conn.fetchval("UPDATE invoice_counter SET last = last + 1 RETURNING last")
-            row = await conn.fetchrow(
-                """INSERT INTO invoices (invoice_id, number, subscriber_id, kind, period,
-                                         amount_cents, issued_at, due_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                   ON CONFLICT (subscriber_id, kind, period) DO NOTHING
-                   RETURNING *""",
-                uuid.uuid4(),
-                f"{issued_at:%Y-%m}-{seq:06d}",
-                subscriber_id,
-                kind,
-                period,
-                amount_cents,
-                issued_at,
-                due_at,
-            )
-            if row is None:  # issued meanwhile: the number drawn goes back (found in review)
-                raise _AlreadyIssued
-            invoice = _invoice(row)
-            await self._audit.append(
-                issued_at,
-                "system:billing",
-                "billing.invoice_issued",
-                "success",
-                {"invoice": invoice.number, "kind": kind, "period": period, "cents": amount_cents},
-                conn=conn,
-            )
-            await self._notify(conn, subscriber_id, "invoice_issued", issued_at)
         return invoice
 
     async def _notify(
