@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from server.errors import CertificateRefused
 from server.trust.validation import CertificateChecker
 from tests.conftest import free_port
-from tests.unit.test_anchor_limits import Issued
+from tests.unit.test_anchor_limits import Issued, serving
 
 
 def crl(issuer: Issued, revoked: list[Issued]) -> bytes:
@@ -51,22 +51,14 @@ async def test_r1_1_a_crl_signed_by_the_issuing_ca_anchor_is_believed() -> None:
     async def serve(_request: web.Request) -> web.Response:
         return web.Response(body=crl(issuing, [revoked]), content_type="application/pkix-crl")
 
-    app = web.Application()
-    app.router.add_get("/ca.crl", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            for policy in ("require", "soft-fail"):
-                checker = CertificateChecker([issuing.asn1], [], policy, session)  # type: ignore[arg-type]
-                check = await checker.check(good.der)
-                assert check.revocation_source == "crl", policy
-                try:
-                    await checker.check(revoked.der)
-                except CertificateRefused as refused:
-                    assert refused.reason == "revoked", policy
-                else:
-                    raise AssertionError(f"a revoked certificate was accepted ({policy})")
-    finally:
-        await runner.cleanup()
+    async with serving(port, "GET", "/ca.crl", serve), aiohttp.ClientSession() as session:
+        for policy in ("require", "soft-fail"):
+            checker = CertificateChecker([issuing.asn1], [], policy, session)  # type: ignore[arg-type]
+            check = await checker.check(good.der)
+            assert check.revocation_source == "crl", policy
+            try:
+                await checker.check(revoked.der)
+            except CertificateRefused as refused:
+                assert refused.reason == "revoked", policy
+            else:
+                raise AssertionError(f"a revoked certificate was accepted ({policy})")

@@ -10,11 +10,14 @@ only the path decides.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pyhanko.sign.ades.qualified_asn1 as qualified_asn1
 import pytest
+from aiohttp import web
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +29,7 @@ from server.errors import CertificateRefused
 from server.trust.validation import CertificateChecker
 
 NOW = datetime.now(UTC)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 QC_STATEMENTS = ObjectIdentifier("1.3.6.1.5.5.7.1.3")
 
 
@@ -95,6 +99,20 @@ class Issued:
     @property
     def asn1(self) -> asn1_x509.Certificate:
         return asn1_x509.Certificate.load(self.der)
+
+
+@asynccontextmanager
+async def serving(port: int, method: str, path: str, handler: Handler) -> AsyncIterator[None]:
+    """A real HTTP server on 127.0.0.1:``port`` for the test's OCSP, CRL or issuer URLs."""
+    app = web.Application()
+    app.router.add_route(method, path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 async def check(leaf: Issued, anchor: Issued, *others: Issued) -> str | None:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from server.errors import CertificateRefused
 from server.trust.validation import CertificateChecker
 from tests.conftest import free_port
-from tests.unit.test_anchor_limits import Issued
+from tests.unit.test_anchor_limits import Issued, serving
 
 
 async def test_r1_1_an_untrusted_certificates_urls_are_not_fetched() -> None:
@@ -30,29 +30,24 @@ async def test_r1_1_an_untrusted_certificates_urls_are_not_fetched() -> None:
         der = intermediate.cert.public_bytes(Encoding.DER)
         return web.Response(body=der, content_type="application/pkix-cert")
 
-    app = web.Application()
-    app.router.add_get("/{path:.*}", internal)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     stranger = Issued(
         "Stranger", None, ca=False, ca_issuers_url=f"http://127.0.0.1:{port}/internal-admin"
     )
     # issued under the root by an intermediate the server was not given: it could be fetched
     leaf = Issued("Leaf", intermediate, ca=False, ca_issuers_url=f"http://127.0.0.1:{port}/ca")
-    try:
-        async with aiohttp.ClientSession() as session:
-            checker = CertificateChecker([root.asn1], [], "soft-fail", session)
-            for presented in (stranger, leaf):
-                try:
-                    await checker.check(presented.der)
-                except CertificateRefused as refused:
-                    assert refused.reason == "untrusted"
-                else:
-                    raise AssertionError("a certificate with no configured path was accepted")
-            # configured, the intermediate makes the same leaf's path
-            configured = CertificateChecker([root.asn1], [intermediate.asn1], "soft-fail", session)
-            assert (await configured.check(leaf.der)).anchor
-    finally:
-        await runner.cleanup()
+    async with (
+        serving(port, "GET", "/{path:.*}", internal),
+        aiohttp.ClientSession() as session,
+    ):
+        checker = CertificateChecker([root.asn1], [], "soft-fail", session)
+        for presented in (stranger, leaf):
+            try:
+                await checker.check(presented.der)
+            except CertificateRefused as refused:
+                assert refused.reason == "untrusted"
+            else:
+                raise AssertionError("a certificate with no configured path was accepted")
+        # configured, the intermediate makes the same leaf's path
+        configured = CertificateChecker([root.asn1], [intermediate.asn1], "soft-fail", session)
+        assert (await configured.check(leaf.der)).anchor
     assert asked == []

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from server.errors import CertificateRefused
 from server.trust.validation import CertificateChecker
 from tests.conftest import free_port
-from tests.unit.test_anchor_limits import Issued
+from tests.unit.test_anchor_limits import Issued, serving
 
 
 def ocsp_response(request: bytes, issuer: Issued, ahead: timedelta) -> bytes:
@@ -70,30 +70,22 @@ async def test_r1_3_a_responder_a_few_seconds_ahead_is_still_believed() -> None:
         body = ocsp_response(await request.read(), issuing, ahead["by"])
         return web.Response(body=body, content_type="application/ocsp-response")
 
-    app = web.Application()
-    app.router.add_post("/ocsp", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            # the issuing CA as the anchor: "require" would want revocation data for it too
-            checker = CertificateChecker([issuing.asn1], [], "require", session)
-            for seconds in (0, 3, 30):
-                ahead["by"] = timedelta(seconds=seconds)
-                check = await checker.check(leaf.der)
-                assert check.revocation_source == "ocsp", seconds
-                # a signature checked as of "now" (a vročilnica, a contract) too (review)
-                check = await checker.check(leaf.der, datetime.now(UTC))
-                assert check.revocation_source == "ocsp", seconds
-            # a check at a past moment keeps the strict rule: an answer from after it does
-            # not speak for it
-            ahead["by"] = timedelta(0)
-            try:
-                await checker.check(leaf.der, datetime.now(UTC) - timedelta(minutes=5))
-            except CertificateRefused as refused:
-                assert refused.reason == "revocation_unknown"
-            else:
-                raise AssertionError("an answer from after the moment was taken for it")
-    finally:
-        await runner.cleanup()
+    async with serving(port, "POST", "/ocsp", answer), aiohttp.ClientSession() as session:
+        # the issuing CA as the anchor: "require" would want revocation data for it too
+        checker = CertificateChecker([issuing.asn1], [], "require", session)
+        for seconds in (0, 3, 30):
+            ahead["by"] = timedelta(seconds=seconds)
+            check = await checker.check(leaf.der)
+            assert check.revocation_source == "ocsp", seconds
+            # a signature checked as of "now" (a vročilnica, a contract) too (review)
+            check = await checker.check(leaf.der, datetime.now(UTC))
+            assert check.revocation_source == "ocsp", seconds
+        # a check at a past moment keeps the strict rule: an answer from after it does
+        # not speak for it
+        ahead["by"] = timedelta(0)
+        try:
+            await checker.check(leaf.der, datetime.now(UTC) - timedelta(minutes=5))
+        except CertificateRefused as refused:
+            assert refused.reason == "revocation_unknown"
+        else:
+            raise AssertionError("an answer from after the moment was taken for it")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
+from typing import Any
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -139,21 +140,32 @@ async def test_r6_4_the_real_plugtest_with_rewritten_resources_stays_intact() ->
     assert "changes_after_signing" in warnings(report)
 
 
+def as_asn1(
+    key: Any, cert: x509.Certificate
+) -> tuple[asn1_keys.PrivateKeyInfo, asn1_x509.Certificate]:
+    """A cryptography key and certificate as pyHanko's signers take them."""
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return (
+        asn1_keys.PrivateKeyInfo.load(der),
+        asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
+    )
+
+
+def first_revision(pdf: bytes) -> bytes:
+    return pdf[: pdf.index(b"%%EOF") + 5] + b"\n"
+
+
 async def certified(pdf: bytes, permissions: MDPPerm) -> bytes:
     """``pdf``'s first revision certified by a stranger's key with ``permissions``."""
-    key, cert = self_signed("Certifier", 7)
+    private, cert = as_asn1(*self_signed("Certifier", 7))
     signer = signers.SimpleSigner(
-        signing_cert=asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
-        signing_key=asn1_keys.PrivateKeyInfo.load(
-            key.private_bytes(
-                serialization.Encoding.DER,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        ),
+        signing_cert=cert,
+        signing_key=private,
         cert_registry=None,  # type: ignore[arg-type]
     )
-    first = pdf[: pdf.index(b"%%EOF") + 5] + b"\n"
+    first = first_revision(pdf)
     meta = PdfSignatureMetadata(field_name="Cert", certify=True, docmdp_permissions=permissions)
     out = await signers.async_sign_pdf(
         IncrementalPdfFileWriter(BytesIO(first)), meta, signer=signer
@@ -206,17 +218,9 @@ async def test_r6_4_a_document_timestamp_covers_only_what_the_pages_still_show()
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
         .sign(key, hashes.SHA256())
     )
-    stamper = DummyTimeStamper(
-        tsa_cert=asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
-        tsa_key=asn1_keys.PrivateKeyInfo.load(
-            key.private_bytes(
-                serialization.Encoding.DER,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        ),
-    )
-    first = ORIGINAL[: ORIGINAL.index(b"%%EOF") + 5] + b"\n"
+    private, tsa_cert = as_asn1(key, cert)
+    stamper = DummyTimeStamper(tsa_cert=tsa_cert, tsa_key=private)
+    first = first_revision(ORIGINAL)
     out = await PdfTimeStamper(stamper).async_timestamp_pdf(
         IncrementalPdfFileWriter(BytesIO(first)), "sha256"
     )
