@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from ..clock import Clock
 from ..content.files import StoredPart
 from ..content.keys import DataKey, KeyUnwrapError, WrappedKey
+from ..content.message import MessageUnreadable, is_sealed, open_message
 from ..content.store import ContentStore
 from ..content.stream import ContentError
 from ..errors import BadRequest, ContentUnavailable, NotFound, Refused
@@ -224,6 +225,20 @@ class DeliveryAccessService:
             check.facts.person_id,
             new_evidence(sealed, recipient),
         )
+
+    def message_of(self, delivery: DeliveryRow) -> str:
+        """The delivery's message in clear (R5.5: kept sealed under its data key; a row
+        written before that keeps its clear text). For a view whose content is visible."""
+        if not is_sealed(delivery.message):
+            return delivery.message
+        try:
+            key = self._content.data_key(
+                WrappedKey(delivery.key_version, delivery.wrapped_key), str(delivery.delivery_id)
+            )
+            return open_message(key, delivery.message)
+        except (KeyUnwrapError, MessageUnreadable):
+            log.error("message does not open", extra={"delivery_id": str(delivery.delivery_id)})
+            raise ContentUnavailable(UNAVAILABLE) from None
 
     async def evidence_list(
         self, delivery_id: str, check: CertificateCheck, mailbox: str | None = None

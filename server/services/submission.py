@@ -23,6 +23,7 @@ from cryptography import x509
 
 from ..clock import Clock
 from ..content.keys import DataKey, WrappedKey
+from ..content.message import seal_message
 from ..content.store import ContentStore
 from ..errors import (
     BadRequest,
@@ -156,6 +157,7 @@ class SubmissionService:
         meta = await self._metadata(access, body)
         delivery_id = uuid.uuid4()
         data_key, wrapped = self._content.new_data_key(str(delivery_id))
+        meta = {**meta, "message": seal_message(data_key, meta["message"])}  # R5.5
         stored: list[PartRow] = []
         committing = asyncio.Event()
         settings = self._settings

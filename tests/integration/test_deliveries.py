@@ -200,6 +200,36 @@ async def test_r5_5_content_at_rest_is_encrypted(
     assert (status, data) == (200, marker)
 
 
+async def test_r5_5_the_message_is_sealed_at_rest_too(server: RunningServer) -> None:
+    """Found in review: the message text — content, hidden before acceptance and gone with
+    the content — was kept in clear while every part was encrypted. It is sealed under the
+    delivery's data key; the parties read it as sent, and a row written before (clear
+    text) still reads as it is."""
+    status, sent = await send(server, "qualified-qscd", COURT, [DEJAN])
+    assert status == 201
+    did = sent["delivery_id"]
+    pool = server.services.pool
+    stored = await pool.fetchval("SELECT message FROM deliveries WHERE delivery_id = $1::uuid", did)
+    assert stored.startswith("vep-sealed:1:") and "prilogo" not in stored
+    for who in ("delegate", "qualified-qscd"):
+        status, body, _ = await get(server, who, f"/api/v1/deliveries/{did}")
+        assert (status, json.loads(body)["message"]) == (200, "Glej prilogo."), who
+    await pool.execute("UPDATE deliveries SET message = 'Stara, v razumljivi obliki.'")
+    status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}")
+    assert json.loads(body)["message"] == "Stara, v razumljivi obliki."
+    # sealed under another delivery's key, it does not open here: 503, not the text
+    _, other = await send(server, "qualified-qscd", COURT, [DEJAN])
+    await pool.execute(
+        """UPDATE deliveries SET message = (SELECT message FROM deliveries
+                                             WHERE delivery_id = $2::uuid)
+            WHERE delivery_id = $1::uuid""",
+        did,
+        other["delivery_id"],
+    )
+    status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}")
+    assert (status, json.loads(body)["reason"]) == (503, "content_unavailable")
+
+
 async def test_r5_2_only_public_bodies_send_return_receipts(server: RunningServer) -> None:
     before = await _state(server)
     status, body = await send(server, "delegate", DEJAN, [BOJAN], kind="return_receipt")

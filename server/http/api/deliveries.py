@@ -201,6 +201,8 @@ async def show(request: web.Request) -> web.Response:
         request.match_info["id"], principal(request).check, _read_as(request)
     )
     body = _delivery(view.delivery, view.content_visible, view.recipient, _same_party(request))
+    if "message" in body:  # shown: opened from its sealed form (R5.5)
+        body["message"] = services(request).delivery_access.message_of(view.delivery)
     body["read_as"] = view.recipient or view.delivery.sender_address
     return web.json_response(body)
 
