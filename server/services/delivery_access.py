@@ -162,15 +162,7 @@ class DeliveryAccessService:
         part = next((p for p in delivery.parts if p.part_no == part_no), None)
         if part is None:
             raise NotFound("No such part.")
-        try:
-            key = self._content.data_key(
-                WrappedKey(delivery.key_version, delivery.wrapped_key), str(delivery.delivery_id)
-            )
-        except KeyUnwrapError:
-            log.error(
-                "content key does not unwrap", extra={"delivery_id": str(delivery.delivery_id)}
-            )
-            raise ContentUnavailable(UNAVAILABLE) from None
+        key = self._data_key(delivery)
         stored = stored_part(part)
         row = delivery.recipient(view.recipient) if view.recipient is not None else None
         if row is not None and row.handed_over_at is None:
@@ -231,13 +223,23 @@ class DeliveryAccessService:
         written before that keeps its clear text). For a view whose content is visible."""
         if not is_sealed(delivery.message):
             return delivery.message
+        key = self._data_key(delivery)
         try:
-            key = self._content.data_key(
+            return open_message(key, delivery.message)
+        except MessageUnreadable:
+            log.error("message does not open", extra={"delivery_id": str(delivery.delivery_id)})
+            raise ContentUnavailable(UNAVAILABLE) from None
+
+    def _data_key(self, delivery: DeliveryRow) -> DataKey:
+        """The delivery's data key; one that does not unwrap is :class:`ContentUnavailable`."""
+        try:
+            return self._content.data_key(
                 WrappedKey(delivery.key_version, delivery.wrapped_key), str(delivery.delivery_id)
             )
-            return open_message(key, delivery.message)
-        except (KeyUnwrapError, MessageUnreadable):
-            log.error("message does not open", extra={"delivery_id": str(delivery.delivery_id)})
+        except KeyUnwrapError:
+            log.error(
+                "content key does not unwrap", extra={"delivery_id": str(delivery.delivery_id)}
+            )
             raise ContentUnavailable(UNAVAILABLE) from None
 
     async def evidence_list(

@@ -8,12 +8,17 @@ so the directory cannot be harvested (R4.3).
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from ..clock import Clock
 from ..errors import BadRequest, RateLimited
 from ..store.directory import DirectoryEntry, DirectoryStore
 from ..trust.validation import CertificateCheck
+
+#: Counts directory lookups for the person (how many), raising past the limit (R4.3): what
+#: the submission and registration services are given (:meth:`DirectoryService.take_lookup`).
+Lookups = Callable[[CertificateCheck, int], Awaitable[None]]
 
 MAX_RESULTS = 20
 MIN_QUERY = 2

@@ -39,7 +39,7 @@ from ..store.registrations import (
 from ..trust.signatures import verify_signed_contract
 from ..trust.validation import CertificateCheck, CertificateChecker
 from . import fields as f
-from .submission import Lookups
+from .directory import Lookups
 from .wind_down import WindDownGate
 
 #: A pending registration holds its address for this long.

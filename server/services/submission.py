@@ -41,9 +41,9 @@ from ..store.deliveries import DeliveryStore, NewEvidence, PartRow
 from ..store.submission_writer import OutcomeUnknown
 from ..store.submissions import NewSubmission, RecipientInactive, SenderRefused
 from ..store.text import recordable
-from ..trust.validation import CertificateCheck
 from ..validate import validate
 from .delivery_events import new_evidence, stored_part
+from .directory import Lookups
 from .mailboxes import Access
 from .submission_metadata import (
     checked_metadata,
@@ -55,8 +55,6 @@ from .submission_metadata import (
 
 #: Authorises the sender, reading the named recipients' mailboxes with it.
 Authorize = Callable[[Sequence[str]], Awaitable[Access]]
-#: Counts directory lookups for the person (how many), raising past the limit (R4.3).
-Lookups = Callable[[CertificateCheck, int], Awaitable[None]]
 
 if TYPE_CHECKING:
     from .wind_down import WindDownGate
