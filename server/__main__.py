@@ -59,20 +59,17 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
     from .store.audit import AuditStore
     from .store.audit_seals import AuditSealStore
     from .store.db import create_pool
-    from .trust.validation import load_certificates
-    from .validate.anchors import load_anchors
+    from .validate.anchors import load_anchors, seal_certificates
 
     settings = _settings()
     # the seals' own certificates (a chain file's first one is the seal): the configured
     # one and any earlier one named, since a renewed seal certificate did not make the
     # older seals anyone else's (review)
-    named = [Path(p) for p in args.seal_cert]
     configured = settings.effective_seal_cert
+    named = [Path(p) for p in args.seal_cert] + ([configured] if configured.is_file() else [])
     try:
-        pins = [load_certificates([p])[0] for p in named]
-        if configured.is_file():
-            pins.append(load_certificates([configured])[0])
-    except (OSError, ValueError, IndexError):
+        pins = seal_certificates(named)
+    except ValueError:
         print("vep: --seal-cert: not a readable certificate file", file=sys.stderr)
         return 2
 

@@ -259,20 +259,19 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 def verify_export(args: argparse.Namespace) -> int:
     """``vep admin verify-export DIR``: 0 when intact, 1 naming the first problem."""
     from .export import verify_archive
-    from .trust.validation import load_certificates
     from .validate.anchors import (
         environment_anchor_paths,
         environment_seal_certificate,
         load_anchors,
+        seal_certificates,
     )
 
     paths = [*environment_anchor_paths(), *(Path(a) for a in args.anchors)]
     configured = environment_seal_certificate()
     seal_paths = [Path(p) for p in args.seal_cert] or ([configured] if configured else [])
     try:
-        # a chain file's first certificate is the seal itself
-        seals = [load_certificates([p])[0] for p in seal_paths]
-    except (OSError, ValueError, IndexError):
+        seals = seal_certificates(seal_paths)
+    except ValueError:
         print("vep: --seal-cert: not a readable certificate file", file=sys.stderr)
         return 2
     if not seals:

@@ -53,6 +53,15 @@ def environment_seal_certificate(environ: Mapping[str, str] | None = None) -> Pa
     return path if path.is_file() else None
 
 
+def seal_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
+    """The seal certificate of each file (a chain file's first one is the seal): what
+    ``verify-export`` and ``verify-audit`` pin; ValueError when one is not readable."""
+    try:
+        return [load_certificates([path])[0] for path in paths]
+    except (OSError, ValueError, IndexError) as exc:
+        raise ValueError("not a readable certificate file") from exc
+
+
 def load_anchors(paths: Iterable[Path]) -> list[x509.Certificate]:
     """Every certificate in the files (or directories) given; loaded once per process."""
     key = tuple(paths)
@@ -66,5 +75,6 @@ __all__ = [
     "environment_anchor_paths",
     "environment_seal_certificate",
     "load_anchors",
+    "seal_certificates",
     "settings_anchor_paths",
 ]
