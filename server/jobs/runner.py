@@ -5,8 +5,10 @@ the lock the runner first marks runs of dead nodes ``abandoned``, then skips the
 run already finished it, else records a ``running`` row, does the work and records the
 outcome. So when several nodes fire the same slot, one runs it and the others find it
 done; when a node starts after downtime, :meth:`JobRunner.catch_up` runs every job whose
-current slot has no successful run — once. Manual runs (``vep run-job``) always run, and so
-does a polling job (the outbox, ``once_per_slot=False``), whose rows are claimed one by one.
+current slot has no successful run — once — and :meth:`JobRunner.run_if_behind`, asked
+every minute, runs a slot again after a failure, backing off (R8.7). Manual runs (``vep
+run-job``) always run, and so does a polling job (the outbox, ``once_per_slot=False``),
+whose rows are claimed one by one.
 
 Only ordinary exceptions are recorded as ``failed``; a cancelled task or a killed process
 leaves the row ``running``, exactly as a crash would, and the next run abandons it.
@@ -20,7 +22,7 @@ import socket
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import asyncpg
@@ -37,6 +39,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Status = Literal["ran", "failed", "already_done", "busy"]
+
+#: The wait after a slot's first unsuccessful attempt; it doubles with each further one.
+RETRY_FIRST = timedelta(minutes=1)
+#: The longest wait between two attempts at one slot.
+RETRY_MOST = timedelta(hours=1)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long after its last attempt a slot tried ``attempts`` times is tried again:
+    1, 2, 4 … minutes, at most an hour."""
+    if attempts <= 0:
+        return timedelta(0)
+    return min(RETRY_FIRST * (1 << min(attempts - 1, 16)), RETRY_MOST)
 
 
 @dataclass(frozen=True)
@@ -148,6 +163,32 @@ class JobRunner:
             await job_runs.finish(conn, run_id, "ok", items, self._clock.now())
             log.info("job %s done (run %d): %d item(s)", job.name, run_id, items)
         return RunResult(job.name, "ran", slot, items, run_id)
+
+    async def run_if_behind(self, name: str) -> RunResult | None:
+        """Run the current slot of ``name`` if no run finished it and the back-off after its
+        last attempt has passed; ``None`` when there was nothing to do yet.
+
+        Why: a daily job fires once a day, so a run that failed on a passing outage (the
+        TSA or the database away at 01:05) would otherwise wait a whole day, and with it
+        every deemed service (R5.3), closure (R8.3) or purge (R8.1) it was to make. The
+        decision is read from ``job_runs`` and the injected clock, so every node agrees on
+        it and :meth:`run` still makes the slot run once. A slot never attempted (a firing
+        lost while the process was stopped or busy) runs at once. A retried run judges as
+        of its slot, like the first. Polling jobs are left to their own firing.
+        """
+        job = self.jobs.get(name)
+        if job is None:
+            raise UnknownJob(name)
+        if not job.once_per_slot:
+            return None
+        now = self._clock.now()
+        slot = self.schedules[name].slot(now)
+        seen = await job_runs.slot_attempts(self._pool, name, slot)
+        if seen.done:
+            return None
+        if seen.last is not None and now < seen.last + retry_delay(seen.attempts):
+            return None
+        return await self.run(name)
 
     async def catch_up(self, names: list[str] | None = None) -> list[RunResult]:
         """At start: run each job whose current slot has no successful run (missed ones)."""

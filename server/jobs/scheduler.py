@@ -3,7 +3,10 @@
 Every node runs one. APScheduler only says "a slot may be due now"; whether the slot is
 run, and by whom, is settled in PostgreSQL by the runner (advisory lock + ``job_runs``).
 ``coalesce`` and ``max_instances=1`` keep a slow job from piling up in one process; a slot
-missed while the process was down is run once by :meth:`JobRunner.catch_up` at start.
+missed while the process was down is run once by :meth:`JobRunner.catch_up` at start,
+and every ``retry_seconds`` the scheduler asks :meth:`JobRunner.run_if_behind` whether a
+slot that failed (or whose firing was lost) is due again, so a daily job does not wait a
+day after a passing outage.
 (APScheduler 4 is an alpha that breaks with the anyio in use here.)
 """
 
@@ -16,16 +19,23 @@ from datetime import UTC
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from .runner import JobRunner
 
 log = logging.getLogger(__name__)
 
+#: How often each scheduled job is asked whether its current slot is due again.
+RETRY_SECONDS = 60.0
+
 
 class JobScheduler:
-    def __init__(self, runner: JobRunner, names: list[str]) -> None:
+    def __init__(
+        self, runner: JobRunner, names: list[str], retry_seconds: float = RETRY_SECONDS
+    ) -> None:
         self._runner = runner
         self._names = names
+        self._retry_seconds = retry_seconds
         self._aps: AsyncIOScheduler | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._running: set[str] = set()
@@ -45,18 +55,35 @@ class JobScheduler:
                 max_instances=1,
                 misfire_grace_time=None,
             )
+        aps.add_job(
+            self._retry,
+            IntervalTrigger(seconds=self._retry_seconds, timezone=UTC),
+            id="retry",
+            name="retry",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
         aps.start()
         self._aps = aps
         self._spawn(self._runner.catch_up(self._names), "jobs-catch-up")
 
     async def _fire(self, name: str) -> None:
+        self._start(name, self._runner.run(name))
+
+    async def _retry(self) -> None:
+        for name in self._names:
+            self._start(name, self._runner.run_if_behind(name))
+
+    def _start(self, name: str, work: Coroutine[Any, Any, object]) -> None:
         # Run it as our own task (stop() cancels it) and return at once; a job still
         # running from the last firing is simply not started again (the outbox polls
         # faster than a slow SMTP server answers, and that is not worth a warning).
         if name in self._running or self._stopping:
+            work.close()
             return
         self._running.add(name)
-        task = self._spawn(self._runner.run(name), f"job-{name}")
+        task = self._spawn(work, f"job-{name}")
         task.add_done_callback(lambda _: self._running.discard(name))
 
     def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> asyncio.Task[object]:

@@ -91,6 +91,29 @@ async def slot_done(conn: Executor, job: str, slot: datetime) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class SlotAttempts:
+    """What scheduled runs a slot has had: whether one finished it, how many did not (failed,
+    abandoned, or still running), and when the last of those ended (or began)."""
+
+    done: bool
+    attempts: int
+    last: datetime | None
+
+
+async def slot_attempts(conn: Executor, job: str, slot: datetime) -> SlotAttempts:
+    row = await conn.fetchrow(
+        """SELECT coalesce(bool_or(outcome = 'ok'), false) AS done,
+                  count(*) FILTER (WHERE outcome <> 'ok') AS attempts,
+                  max(coalesce(finished_at, started_at)) AS last
+           FROM job_runs WHERE job = $1 AND slot = $2 AND trigger = 'schedule'""",
+        job,
+        slot,
+    )
+    assert row is not None  # an aggregate always answers one row
+    return SlotAttempts(row["done"], row["attempts"], row["last"])
+
+
 async def start(
     conn: Executor, job: str, trigger: Trigger, slot: datetime, node: str, now: datetime
 ) -> int:
