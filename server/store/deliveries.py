@@ -21,6 +21,24 @@ from .audit import AuditStore
 from .submission_writer import SubmissionWriter
 from .submissions import NewSubmission
 
+#: The order of a delivery's life (ETSI EN 319 522-2), for evidence issued at one instant:
+#: a submission's SubmissionAcceptance and each recipient's ContentConsignment and
+#: NotificationForAcceptance share their time, and were listed in the order of their
+#: random identifiers — a consignment before the acceptance it follows in half the
+#: listings. Listed now as issued: the submission's own, then each recipient's in this
+#: order. (A test holds the names to ``EventName``.)
+EVENT_ORDER = (
+    "SubmissionAcceptance",
+    "SubmissionRejection",
+    "ContentConsignment",
+    "NotificationForAcceptance",
+    "ConsignmentAcceptance",
+    "ConsignmentRejection",
+    "AcceptanceRejectionExpiry",
+    "ContentHandover",
+    "ContentDisposition",
+)
+
 if TYPE_CHECKING:
     from .db import Connection
 
@@ -369,8 +387,11 @@ class DeliveryStore:
 
     async def evidence(self, delivery_id: uuid.UUID) -> list[EvidenceRow]:
         rows = await self._pool.fetch(
-            "SELECT * FROM evidence WHERE delivery_id = $1 ORDER BY event_time, evidence_id",
+            """SELECT * FROM evidence WHERE delivery_id = $1
+               ORDER BY event_time, recipient_address NULLS FIRST,
+                        array_position($2::text[], event), evidence_id""",
             delivery_id,
+            EVENT_ORDER,
         )
         return [_evidence(r) for r in rows]
 

@@ -545,6 +545,32 @@ async def test_r5_inbox_and_outbox_keyset_pagination(server: RunningServer) -> N
     assert (status, json.loads(body)["reason"]) == (400, "bad_cursor")
 
 
+async def test_r6_3_evidence_of_one_instant_is_listed_in_the_order_it_was_issued(
+    server: RunningServer,
+) -> None:
+    """A submission's evidence shares one time; it was listed in the order of random
+    identifiers (a consignment before the acceptance it follows). Three deliveries, so that
+    an order left to chance passes one run in ~1.7 million (each listing 1 in 120)."""
+    from server.evidence.model import EventName
+    from server.store.deliveries import EVENT_ORDER
+
+    assert set(EVENT_ORDER) == {name.value for name in EventName}
+    for _ in range(3):
+        status, sent = await send(server, "qualified-qscd", COURT, [DEJAN, BOJAN], "return_receipt")
+        assert status == 201, sent
+        _, body, _ = await get(
+            server, "qualified-qscd", f"/api/v1/deliveries/{sent['delivery_id']}/evidence"
+        )
+        listed = [(e["event"], e.get("recipient")) for e in json.loads(body)["evidence"]]
+        assert listed == [
+            ("SubmissionAcceptance", None),
+            ("ContentConsignment", BOJAN),
+            ("NotificationForAcceptance", BOJAN),
+            ("ContentConsignment", DEJAN),
+            ("NotificationForAcceptance", DEJAN),
+        ]
+
+
 def _xades_enveloped(server: RunningServer, identity: str, document: bytes) -> bytes:
     """The vročilnica signed as XAdES enveloped with ``identity``'s key (signxml)."""
     from cryptography import x509
