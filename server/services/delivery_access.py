@@ -49,6 +49,10 @@ class View:
     as_sender: bool
     recipient: str | None  # the recipient mailbox the caller reads for, if any
     content_visible: bool
+    #: False for a member who may only *accept* for the recipient mailbox (R3.2): they
+    #: see what a recipient sees before acceptance (R5.3) — never the content, the
+    #: message or the evidence, which need ``read``.
+    reader: bool = True
 
 
 def encode_cursor(at: datetime, delivery_id: uuid.UUID) -> str:
@@ -93,25 +97,30 @@ class DeliveryAccessService:
     async def listing(
         self, access: Access, box: str, after: str | None
     ) -> tuple[list[ListedDelivery], str | None]:
-        """Inbox or outbox, newest first, keyset-paginated (``after`` = the last cursor)."""
-        if not access.has("read"):
+        """Inbox or outbox, newest first, keyset-paginated (``after`` = the last cursor).
+        A member who may only accept (R3.2) lists the inbox's return-receipt deliveries
+        waiting for acceptance: what they are there to act on, in its pre-acceptance form."""
+        waiting_only = box == "inbox" and not access.has("read") and access.has("accept")
+        if not access.has("read") and not waiting_only:
             raise Refused(
                 "This needs the read permission.", "permission_required", permission="read"
             )
         cursor = decode_cursor(after)
-        fetch = self._deliveries.inbox if box == "inbox" else self._deliveries.outbox
-        rows = await fetch(access.mailbox.address, cursor, PAGE + 1)
+        address = access.mailbox.address
+        if box == "inbox":
+            rows = await self._deliveries.inbox(address, cursor, PAGE + 1, waiting_only)
+        else:
+            rows = await self._deliveries.outbox(address, cursor, PAGE + 1)
         more = len(rows) > PAGE
         rows = rows[:PAGE]
         next_cursor = encode_cursor(rows[-1].at, rows[-1].delivery_id) if more and rows else None
         return rows, next_cursor
 
-    async def _reader(self, address: str, check: CertificateCheck) -> Access | None:
+    async def _member(self, address: str, check: CertificateCheck) -> Access | None:
         try:
-            access = await self._members.authorize(address, check, Need.MEMBER)
+            return await self._members.authorize(address, check, Need.MEMBER)
         except Refused:
             return None
-        return access if access.has("read") else None
 
     async def view(
         self, delivery_id: str, check: CertificateCheck, mailbox: str | None = None
@@ -121,7 +130,10 @@ class DeliveryAccessService:
         they read, else as the sender's member. Recipients first: a person who also reads
         the sender's mailbox (a clerk served by their own employer) is still served as
         the recipient (R5.3) — no content before acceptance, their own vročilnica, the
-        handover recorded — and reads as the sender only by naming it."""
+        handover recorded — and reads as the sender only by naming it. A member who may
+        only accept for a recipient of a return-receipt delivery (R3.2) gets that
+        recipient's pre-acceptance view, when they read no party: without it the
+        ``accept`` permission could accept nothing (found in review)."""
         try:
             did = uuid.UUID(delivery_id)
         except ValueError:
@@ -134,19 +146,42 @@ class DeliveryAccessService:
         if mailbox is not None:
             parties = [p for p in parties if p == mailbox_address(mailbox)]
         mine = {a.address for a in await self._members.accessible(check)}
+        acceptor: View | None = None
         for address in parties:
-            if address not in mine or await self._reader(address, check) is None:
+            if address not in mine or (access := await self._member(address, check)) is None:
+                continue
+            if not access.has("read"):
+                if acceptor is None and self._may_accept(delivery, address, access):
+                    acceptor = View(delivery, False, address, False, reader=False)
                 continue
             if address == delivery.sender_address:
                 return View(delivery, True, None, True)
             row = delivery.recipient(address)
             return View(delivery, False, address, row is not None and row.state in RELEASED)
+        if acceptor is not None:
+            return acceptor
         raise NotFound("No such delivery.")
+
+    @staticmethod
+    def _may_accept(delivery: DeliveryRow, address: str, access: Access) -> bool:
+        return (
+            access.has("accept")
+            and delivery.kind == "return_receipt"
+            and delivery.recipient(address) is not None
+        )
+
+    @staticmethod
+    def _require_reader(view: View) -> None:
+        if not view.reader:
+            raise Refused(
+                "This needs the read permission.", "permission_required", permission="read"
+            )
 
     async def download(
         self, delivery_id: str, part_no: int, check: CertificateCheck, mailbox: str | None = None
     ) -> tuple[PartRow, AsyncIterator[bytes]]:
         view = await self.view(delivery_id, check, mailbox)
+        self._require_reader(view)
         delivery = view.delivery
         if delivery.content_purged_at is not None:
             raise Refused("The content was deleted after its retention period.", "purged")
@@ -246,6 +281,7 @@ class DeliveryAccessService:
         self, delivery_id: str, check: CertificateCheck, mailbox: str | None = None
     ) -> list[EvidenceRow]:
         view = await self.view(delivery_id, check, mailbox)
+        self._require_reader(view)
         rows = await self._deliveries.evidence(view.delivery.delivery_id)
         if view.as_sender:
             return rows

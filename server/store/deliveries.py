@@ -237,20 +237,28 @@ class DeliveryStore:
         )
 
     async def inbox(
-        self, address: str, after: tuple[datetime, uuid.UUID] | None, limit: int
+        self,
+        address: str,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+        waiting_only: bool = False,
     ) -> list[ListedDelivery]:
+        """``waiting_only``: the return-receipt deliveries waiting for acceptance."""
         rows = await self._pool.fetch(
             """SELECT d.delivery_id, d.kind, d.sender_address, d.subject,
                       r.consigned_at AS at, r.recipient_address, r.state
                  FROM delivery_recipients r JOIN deliveries d USING (delivery_id)
                 WHERE r.recipient_address = $1
                   AND ($2::timestamptz IS NULL OR (r.consigned_at, r.delivery_id) < ($2, $3))
+                  AND (NOT $5 OR (d.kind = 'return_receipt'
+                                  AND r.state = 'awaiting_acceptance'))
                 ORDER BY r.consigned_at DESC, r.delivery_id DESC
                 LIMIT $4""",
             address,
             after[0] if after else None,
             after[1] if after else None,
             limit,
+            waiting_only,
         )
         return [ListedDelivery(**dict(r)) for r in rows]
 
