@@ -20,6 +20,7 @@ from .errors import Conflict, DomainError
 from .export.archive import ExportError
 from .services.lifecycle import parse_until
 from .services.operator import OperatorService
+from .services.rekey import RekeyReport
 from .services.wind_down import (
     CEASED_FOR_OPERATORS,
     CONFIRMATIONS_NEEDED,
@@ -77,6 +78,11 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     confirm.add_argument("--signature", required=True, help="vep sign-contract --cades output")
     status = steps.add_parser("status", help="the wind-down, its confirmations and its days")
     status.add_argument("--document-out", help="write the announcement document here too")
+    rekey = actions.add_parser(
+        "content-rekey",
+        help="R5.5: wrap every delivery's key under the current master key (a rotation)",
+    )
+    rekey.add_argument("--operator", required=True, help="your name, for the audit trail")
     export = actions.add_parser(
         "export", help="R8.5: the signed archive for the successor provider"
     )
@@ -305,6 +311,25 @@ async def _record_payment(settings: Settings, args: argparse.Namespace) -> Invoi
         )
 
 
+def _content_rekey(settings: Settings, args: argparse.Namespace) -> int:
+    async def act() -> RekeyReport:
+        async with cli_services(settings, SystemClock()) as services:
+            return await services.content_rekey.run(args.operator)
+
+    report = asyncio.run(act())
+    print(
+        f"vep: {report.seen} deliveries with content: {report.rewrapped} key(s) wrapped under "
+        f"master key version {settings.content_key_version}, "
+        f"{report.messages_sealed} message(s) sealed"
+    )
+    for line in report.unreadable:
+        print(f"vep: does not open, left as it is: {line}", file=sys.stderr)
+    if report.unreadable:
+        print("vep: keep the retired keys until these are resolved", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     async def with_operator(action: Callable[[OperatorService], Awaitable[str]]) -> str:
         pool = await create_pool(settings.database_url, max_size=2)
@@ -323,6 +348,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _wind_down(settings, args)
         if args.action == "export":
             return _export(settings, args)
+        if args.action == "content-rekey":
+            return _content_rekey(settings, args)
         if args.action == "payment":
             invoice = asyncio.run(_record_payment(settings, args))
             state = "paid" if invoice.paid_at else f"{invoice.outstanding_cents / 100:.2f} EUR open"

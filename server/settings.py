@@ -89,6 +89,12 @@ class Settings:
     #: in a file readable by the service only); None = <data_dir>/keys/content-master.key,
     #: generated at set-up in development.
     content_key_file: Path | None = None
+    #: R5.5: the version of that key, written into every row it wraps; a rotation gives the
+    #: new key the next version and lists the old one in ``content_retired_keys``.
+    content_key_version: int = 1
+    #: Retired master keys that still unwrap rows made before a rotation, until ``vep admin
+    #: content-rekey`` has wrapped every row under the current key: ``VERSION:PATH``, …
+    content_retired_keys: tuple[tuple[int, Path], ...] = ()
     #: R6.2/R6.5: the provider's seal — a key file (development) or a PKCS#11 token (HSM).
     seal_cert: Path | None = None  # chain PEM; None = the dev PKI's provider-seal
     seal_key: Path | None = None  # None = the dev PKI's provider-seal.key
@@ -240,6 +246,19 @@ def _existing_file(key: str, value: Any) -> Path:
     return path
 
 
+def _retired_keys(key: str, value: Any) -> tuple[tuple[int, Path], ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    found: list[tuple[int, Path]] = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        version, sep, path = item.partition(":")
+        if not sep or not version.strip().isdigit() or int(version) < 1:
+            raise SettingsError(key, f"expected VERSION:PATH (a version from 1), got {item!r}")
+        found.append((int(version), _existing_file(key, path.strip())))
+    return tuple(found)
+
+
 def _port(key: str, value: Any) -> int:
     port = _int(key, value, minimum=1)
     if port > 65535:
@@ -326,6 +345,8 @@ _PARSERS: dict[str, Callable[[str, Any], dict[str, Any]]] = {
     "terms_version": lambda k, v: {"terms_version": _text(k, v)},
     "contract_font": lambda k, v: {"contract_font": Path(_text(k, v))},
     "content_key_file": lambda k, v: {"content_key_file": _existing_file(k, v)},
+    "content_key_version": lambda k, v: {"content_key_version": _int(k, v, 1)},
+    "content_retired_keys": lambda k, v: {"content_retired_keys": _retired_keys(k, v)},
     "seal_cert": lambda k, v: {"seal_cert": _existing_file(k, v)},
     "seal_key": lambda k, v: {"seal_key": _existing_file(k, v)},
     "pkcs11_library": lambda k, v: {"pkcs11_library": _existing_file(k, v)},

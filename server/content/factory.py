@@ -7,8 +7,8 @@ read a part the server wrote as missing.
 
 from __future__ import annotations
 
-from ..settings import Settings
-from .keys import ensure_dev_master_key, load_master_key
+from ..settings import Settings, SettingsError
+from .keys import MasterKeyError, MasterKeyRing, ensure_dev_master_key, load_master_key
 from .store import FileContentStore
 
 
@@ -17,12 +17,20 @@ def content_store_from_settings(
 ) -> FileContentStore:
     """The file store under ``data_dir/content``. ``create_dev_key`` makes the master key
     on first start of a development node (``dev_pki``); elsewhere a missing key stops the
-    start (:func:`.keys.load_master_key` names it)."""
+    start (:func:`.keys.load_master_key` names it). Retired keys join the ring: they
+    unwrap rows made before a rotation (R5.5)."""
     key_file = settings.effective_content_key_file
     if create_dev_key and settings.dev_pki and not key_file.exists():
         ensure_dev_master_key(key_file)  # development set-up only
+    try:
+        ring = MasterKeyRing(
+            load_master_key(key_file, settings.content_key_version),
+            [load_master_key(path, version) for version, path in settings.content_retired_keys],
+        )
+    except MasterKeyError:
+        raise
+    except ValueError as exc:  # versions or keys given twice
+        raise SettingsError("content_retired_keys", str(exc)) from None
     return FileContentStore(
-        settings.data_dir / "content",
-        load_master_key(key_file),
-        inline_max=settings.content_inline_max_bytes,
+        settings.data_dir / "content", ring, inline_max=settings.content_inline_max_bytes
     )

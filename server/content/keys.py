@@ -7,7 +7,9 @@ data), so a wrapped key copied to another delivery's row does not unwrap, and cl
 when the content is disposed of (R8.1, ``RetentionStore``) makes the content unreadable
 (crypto-erasure) even where a disk keeps old blocks of the files. Copies of the row itself
 (WAL, backups) keep the wrapped key as long as the master key lives: erasing those needs a
-master-key rotation, which is not built yet (one ``key_version`` today).
+master-key rotation — :class:`MasterKeyRing` (a current key that wraps, retired keys that
+only unwrap) and ``vep admin content-rekey``, which wraps every live row under the current
+key, after which the retired key file is destroyed.
 
 ``version`` goes into ``deliveries.key_version`` and into the associated data; the
 wrapped bytes also carry an 8-byte fingerprint of the master key, so after a rotation a
@@ -22,6 +24,7 @@ import hmac
 import os
 import secrets
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,6 +151,44 @@ class MasterKey:
                 "wrapped data key: does not open for this delivery (altered or moved)"
             ) from None
         return DataKey(delivery_id, secret)
+
+
+class MasterKeyRing:
+    """The master key that wraps new data keys, and the retired ones that still unwrap
+    rows made before a rotation (R5.5). A row names its key by ``key_version`` (and the
+    blob carries the key's fingerprint), so versions must differ, and so must the keys."""
+
+    def __init__(self, current: MasterKey, retired: Sequence[MasterKey] = ()) -> None:
+        keys = [current, *retired]
+        if len({k.version for k in keys}) != len(keys):
+            raise ValueError("every master key of the ring needs its own version")
+        if len({k.fingerprint for k in keys}) != len(keys):
+            raise ValueError("a retired master key is the current one, or listed twice")
+        self.current = current
+        self._by_version = {k.version: k for k in keys}
+
+    def __repr__(self) -> str:
+        return f"MasterKeyRing(current={self.current!r}, versions={sorted(self._by_version)})"
+
+    def wrap(self, data_key: DataKey) -> WrappedKey:
+        return self.current.wrap(data_key)
+
+    def unwrap(self, wrapped: WrappedKey, delivery_id: str) -> DataKey:
+        key = self._by_version.get(wrapped.version)
+        if key is None:
+            raise KeyUnwrapError(
+                f"wrapped data key: made with master key version {wrapped.version} "
+                f"({wrapped.fingerprint}); this node has version(s) "
+                f"{', '.join(str(v) for v in sorted(self._by_version))}"
+            )
+        return key.unwrap(wrapped, delivery_id)
+
+    def is_current(self, wrapped: WrappedKey) -> bool:
+        """Whether ``wrapped`` is under the current key (nothing to re-wrap)."""
+        return (
+            wrapped.version == self.current.version
+            and wrapped.fingerprint == self.current.fingerprint
+        )
 
 
 def _parse(raw: bytes, path: Path) -> bytes:

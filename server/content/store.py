@@ -37,7 +37,7 @@ from typing import Protocol
 
 from ..errors import PayloadTooLarge
 from .files import InlinePartReader, PartReader, PartWriter, StoredPart, fsync_directory
-from .keys import DataKey, MasterKey, WrappedKey
+from .keys import DataKey, MasterKey, MasterKeyRing, WrappedKey
 from .stream import DEFAULT_CHUNK_SIZE, PREFIX_BYTES, ChunkCipher, ContentError, Header
 
 _LOCATOR = re.compile(r"^[0-9a-f]{32}$")
@@ -80,6 +80,11 @@ class ContentStore(Protocol):
         open)."""
         ...
 
+    def rewrapped(self, wrapped: WrappedKey, delivery_id: str) -> WrappedKey | None:
+        """``wrapped`` under the current master key, or None when it is already (R5.5, a
+        master-key rotation; :class:`KeyUnwrapError` if it does not open)."""
+        ...
+
     async def write(
         self, delivery_id: str, data_key: DataKey, chunks: AsyncIterable[bytes], limit: int
     ) -> StoredPart:
@@ -116,7 +121,7 @@ def _check_locator(locator: str) -> str:
 
 class FileContentStore:
     """Parts as files under ``root`` (mode 0700 directories, 0600 files), data keys wrapped
-    by ``master``.
+    by ``master`` (its current key; retired keys of a ring only unwrap).
 
     ``chunk_size`` (plaintext bytes per sealed chunk) is recorded in each file, so it may
     change without affecting parts already written. A part of at most ``inline_max``
@@ -128,7 +133,7 @@ class FileContentStore:
     def __init__(
         self,
         root: Path,
-        master: MasterKey,
+        master: MasterKey | MasterKeyRing,
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         make_root: bool = True,
@@ -138,7 +143,7 @@ class FileContentStore:
         if not 0 <= inline_max <= chunk_size:
             raise ValueError("inline_max must be 0…chunk_size: an inline part is one chunk")
         self._root = root
-        self._master = master
+        self._master = master if isinstance(master, MasterKeyRing) else MasterKeyRing(master)
         self._chunk_size = chunk_size
         self._inline_max = inline_max
         if make_root:
@@ -154,6 +159,11 @@ class FileContentStore:
 
     def data_key(self, wrapped: WrappedKey, delivery_id: str) -> DataKey:
         return self._master.unwrap(wrapped, delivery_id)
+
+    def rewrapped(self, wrapped: WrappedKey, delivery_id: str) -> WrappedKey | None:
+        if self._master.is_current(wrapped):
+            return None
+        return self._master.wrap(self._master.unwrap(wrapped, delivery_id))
 
     def _directory(self, locator: str) -> Path:
         return self._root / locator[:2]

@@ -23,6 +23,7 @@ from .mailbox_settings import SettingsService
 from .mailboxes import MailboxService
 from .operator import OperatorService
 from .registration import RegistrationService
+from .rekey import ContentRekeyService
 from .retention import RetentionService
 from .sessions import SessionService
 from .submission import SubmissionService
@@ -49,6 +50,8 @@ class Services:
     delivery_access: DeliveryAccessService
     acceptance: AcceptanceService
     content_sweep: ContentSweeper
+    #: R5.5: a master-key rotation (``vep admin content-rekey``)
+    content_rekey: ContentRekeyService
     retention: RetentionService
     lifecycle: LifecycleService
     closure: ClosureService

@@ -23,6 +23,7 @@ from ..store.memberships import MembershipStore
 from ..store.outbox import OutboxStore
 from ..store.persons import PersonStore
 from ..store.registrations import RegistrationStore
+from ..store.rekey import RekeyStore
 from ..store.retention import RetentionStore
 from ..store.sessions import SessionStore
 from ..store.wind_down import WindDownStore
@@ -42,6 +43,7 @@ from .mailbox_settings import SettingsService
 from .mailboxes import MailboxService
 from .operator import OperatorService
 from .registration import RegistrationService
+from .rekey import ContentRekeyService
 from .retention import RetentionService
 from .sessions import SessionService
 from .submission import SubmissionService
@@ -141,6 +143,7 @@ def build_services(
             checker,
         ),
         content_sweep=ContentSweeper(clock, content, deliveries),
+        content_rekey=ContentRekeyService(clock, RekeyStore(pool, audit), content),
         retention=RetentionService(
             settings,
             clock,
