@@ -16,6 +16,7 @@ import aiohttp
 
 from .cli_services import cli_services
 from .clock import SystemClock
+from .content.keys import MasterKeyError
 from .errors import Conflict, DomainError
 from .export.archive import ExportError
 from .services.lifecycle import parse_until
@@ -29,7 +30,7 @@ from .services.wind_down import (
     formal_until,
     phase_at,
 )
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .store.audit import AuditStore
 from .store.billing import Invoice
 from .store.db import create_pool
@@ -323,7 +324,7 @@ def _content_rekey(settings: Settings, args: argparse.Namespace) -> int:
         f"{report.messages_sealed} message(s) sealed"
     )
     for line in report.unreadable:
-        print(f"vep: does not open, left as it is: {line}", file=sys.stderr)
+        print(f"vep: left under another master key: {line}", file=sys.stderr)
     if report.unreadable:
         print("vep: keep the retired keys until these are resolved", file=sys.stderr)
         return 1
@@ -370,7 +371,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
             asyncio.run(with_operator(set_flag))
             print(f"vep: {args.address} public body {args.value}")
-    except (OSError, ExportError) as exc:
+    except (OSError, ExportError, SettingsError, MasterKeyError) as exc:
         print(f"vep: {exc}", file=sys.stderr)
         return 1
     except DomainError as exc:

@@ -420,6 +420,13 @@ def _check_consistency(settings: Settings) -> None:
         raise SettingsError("VEP_TLS_CERT", "required when VEP_TLS=on and VEP_DEV_PKI=off")
     if not settings.anchor_paths:
         raise SettingsError("VEP_TRUST_ANCHORS", "no trust anchor: set it or VEP_DEV_PKI=on")
+    versions = [settings.content_key_version, *(v for v, _ in settings.content_retired_keys)]
+    if len(set(versions)) != len(versions):
+        raise SettingsError(
+            "VEP_CONTENT_RETIRED_KEYS",
+            "every master key needs its own version, the current one "
+            f"(VEP_CONTENT_KEY_VERSION={settings.content_key_version}) included",
+        )
 
 
 def from_environment() -> Settings:

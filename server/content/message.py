@@ -6,7 +6,7 @@ sealed under a key derived from the delivery's data key (HKDF-SHA256, its own ``
 crypto-erasure — clearing the wrapped key — makes it unreadable too. The sealed form is text
 (``vep-sealed:1:`` + base64 of nonce and ciphertext), so the column and the submission
 statement stay as they are; a row written before keeps its clear text and is shown as is,
-until `vep admin content-rekey` seals it.
+until ``vep admin content-rekey`` seals it.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Status = Literal["ran", "failed", "already_done", "busy"]
+Status = Literal["ran", "failed", "already_done", "busy", "not_due"]
 
 #: The wait after a slot's first unsuccessful attempt; it doubles with each further one.
 RETRY_FIRST = timedelta(minutes=1)
@@ -66,6 +66,13 @@ class RunResult:
 
 def node_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _due(seen: job_runs.SlotAttempts, now: datetime) -> bool:
+    """Whether a slot with these attempts is to be tried (again) at ``now``."""
+    if seen.done:
+        return False
+    return seen.last is None or now >= seen.last + retry_delay(seen.attempts)
 
 
 class UnknownJob(KeyError):
@@ -99,8 +106,10 @@ class JobRunner:
             raise UnknownJob(name)
         return self.schedules[name]
 
-    async def run(self, name: str, *, manual: bool = False) -> RunResult:
-        """One run of ``name``: the current slot when scheduled, always when manual."""
+    async def run(self, name: str, *, manual: bool = False, backoff: bool = False) -> RunResult:
+        """One run of ``name``: the current slot when scheduled, always when manual;
+        ``backoff``: only once the wait after the slot's last attempt has passed, as
+        judged under the lock (``not_due`` before)."""
         job = self.jobs.get(name)
         if job is None:
             raise UnknownJob(name)
@@ -113,10 +122,10 @@ class JobRunner:
         async with self._lock_pool.acquire() as lock, lock.transaction():
             if not await job_runs.try_lock(lock, name):
                 return RunResult(name, "busy", slot)
-            return await self._locked(lock, job, slot, now, manual)
+            return await self._locked(lock, job, slot, now, manual, backoff)
 
     async def _locked(
-        self, lock: Connection, job: Job, slot: datetime, now: datetime, manual: bool
+        self, lock: Connection, job: Job, slot: datetime, now: datetime, manual: bool, backoff: bool
     ) -> RunResult:
         conn = self._pool
         abandoned = await job_runs.abandon_running(conn, job.name, now)
@@ -127,6 +136,14 @@ class JobRunner:
         )
         if trigger == "schedule" and await job_runs.slot_done(conn, job.name, slot):
             return RunResult(job.name, "already_done", slot)
+        if (
+            trigger == "schedule"
+            and backoff
+            and not _due(await job_runs.slot_attempts(conn, job.name, slot), now)
+        ):
+            # read again under the lock: another node's attempt may have just ended, and
+            # N nodes must not make N attempts per step of the back-off
+            return RunResult(job.name, "not_due", slot)
         run_id = await job_runs.start(conn, job.name, trigger, slot, self.node, now)
         count = 0
 
@@ -183,12 +200,10 @@ class JobRunner:
             return None
         now = self._clock.now()
         slot = self.schedules[name].slot(now)
-        seen = await job_runs.slot_attempts(self._pool, name, slot)
-        if seen.done:
-            return None
-        if seen.last is not None and now < seen.last + retry_delay(seen.attempts):
-            return None
-        return await self.run(name)
+        if not _due(await job_runs.slot_attempts(self._pool, name, slot), now):
+            return None  # a cheap look first; :meth:`run` decides under the lock
+        result = await self.run(name, backoff=True)
+        return None if result.status == "not_due" else result
 
     async def catch_up(self, names: list[str] | None = None) -> list[RunResult]:
         """At start: run each job whose current slot has no successful run (missed ones)."""

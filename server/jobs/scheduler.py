@@ -39,6 +39,7 @@ class JobScheduler:
         self._aps: AsyncIOScheduler | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._running: set[str] = set()
+        self._retrying: set[str] = set()
         self._stopping = False
 
     def start(self) -> None:
@@ -72,8 +73,19 @@ class JobScheduler:
         self._start(name, self._runner.run(name))
 
     async def _retry(self) -> None:
+        # Not marked running: a firing that lands meanwhile must still start (the lock
+        # lets only one of the two run). Polling jobs have no slots to retry.
         for name in self._names:
-            self._start(name, self._runner.run_if_behind(name))
+            if name in self._running or name in self._retrying or self._stopping:
+                continue
+            if not self._runner.jobs[name].once_per_slot:
+                continue
+            self._ask(name)
+
+    def _ask(self, name: str) -> None:
+        self._retrying.add(name)
+        task = self._spawn(self._runner.run_if_behind(name), f"job-retry-{name}")
+        task.add_done_callback(lambda _: self._retrying.discard(name))
 
     def _start(self, name: str, work: Coroutine[Any, Any, object]) -> None:
         # Run it as our own task (stop() cancels it) and return at once; a job still

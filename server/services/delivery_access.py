@@ -131,9 +131,9 @@ class DeliveryAccessService:
         the sender's mailbox (a clerk served by their own employer) is still served as
         the recipient (R5.3) — no content before acceptance, their own vročilnica, the
         handover recorded — and reads as the sender only by naming it. A member who may
-        only accept for a recipient of a return-receipt delivery (R3.2) gets that
-        recipient's pre-acceptance view, when they read no party: without it the
-        ``accept`` permission could accept nothing (found in review)."""
+        only accept for a recipient of a return-receipt delivery waiting for acceptance
+        (R3.2) gets that recipient's pre-acceptance view, when they read no party: without
+        it the ``accept`` permission could accept nothing (found in review)."""
         try:
             did = uuid.UUID(delivery_id)
         except ValueError:
@@ -164,10 +164,13 @@ class DeliveryAccessService:
 
     @staticmethod
     def _may_accept(delivery: DeliveryRow, address: str, access: Access) -> bool:
+        # only while it waits: what was decided is the readers' business (least privilege)
+        row = delivery.recipient(address)
         return (
             access.has("accept")
             and delivery.kind == "return_receipt"
-            and delivery.recipient(address) is not None
+            and row is not None
+            and row.state == "awaiting_acceptance"
         )
 
     @staticmethod

@@ -31,15 +31,19 @@ class RekeyReport:
     seen: int
     rewrapped: int
     messages_sealed: int
-    #: Deliveries whose key opens with no key of this node (left as they are).
+    #: Deliveries left under another key: their key opens with no key of this node, or a
+    #: node not yet on the new key wrote them during the run ("id: why").
     unreadable: tuple[str, ...]
 
 
 class ContentRekeyService:
-    def __init__(self, clock: Clock, store: RekeyStore, content: ContentStore) -> None:
+    def __init__(
+        self, clock: Clock, store: RekeyStore, content: ContentStore, key_version: int
+    ) -> None:
         self._clock = clock
         self._store = store
         self._content = content
+        self._version = key_version
 
     async def run(
         self, operator: str, progress: Callable[[int], None] | None = None
@@ -82,4 +86,22 @@ class ContentRekeyService:
             if batch.last is None:
                 break
             after = batch.last
-        return RekeyReport(seen, rewrapped, sealed, tuple(unreadable))
+        # Whatever is still under another key is reported, whether it did not open or a
+        # node still on the old key wrote it during the run: the old key must stay.
+        reported = {line.split(":", 1)[0] for line in unreadable}
+        for left in await self._store.not_under(self._version):
+            if str(left) not in reported:
+                unreadable.append(f"{left}: still under another master key version")
+        report = RekeyReport(seen, rewrapped, sealed, tuple(unreadable))
+        await self._store.finished(
+            self._clock.now(),
+            f"operator:{operator}",
+            {
+                "key_version": self._version,
+                "seen": seen,
+                "rewrapped": rewrapped,
+                "messages_sealed": sealed,
+                "left": [line.split(":", 1)[0] for line in unreadable],
+            },
+        )
+        return report

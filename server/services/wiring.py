@@ -143,7 +143,9 @@ def build_services(
             checker,
         ),
         content_sweep=ContentSweeper(clock, content, deliveries),
-        content_rekey=ContentRekeyService(clock, RekeyStore(pool, audit), content),
+        content_rekey=ContentRekeyService(
+            clock, RekeyStore(pool, audit), content, settings.content_key_version
+        ),
         retention=RetentionService(
             settings,
             clock,

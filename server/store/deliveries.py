@@ -25,8 +25,8 @@ from .submissions import NewSubmission
 #: a submission's SubmissionAcceptance and each recipient's ContentConsignment and
 #: NotificationForAcceptance share their time, and were listed in the order of their
 #: random identifiers — a consignment before the acceptance it follows in half the
-#: listings. Listed now as issued: the submission's own, then each recipient's in this
-#: order. (A test holds the names to ``EventName``.)
+#: listings. Listed now in the order of a delivery's life: the submission's own, then each
+#: recipient's (by address), in this order. (A test holds the names to ``EventName``.)
 EVENT_ORDER = (
     "SubmissionAcceptance",
     "SubmissionRejection",

@@ -94,7 +94,9 @@ async def slot_done(conn: Executor, job: str, slot: datetime) -> bool:
 @dataclass(frozen=True)
 class SlotAttempts:
     """What scheduled runs a slot has had: whether one finished it, how many did not (failed,
-    abandoned, or still running), and when the last of those ended (or began)."""
+    abandoned, or still running), and when the last of those ended (or began). A scheduled
+    run starts at or after its slot, which lets ``job_runs_latest`` (job, started_at) find
+    them. Manual runs do not count: they serve no slot."""
 
     done: bool
     attempts: int
@@ -106,7 +108,8 @@ async def slot_attempts(conn: Executor, job: str, slot: datetime) -> SlotAttempt
         """SELECT coalesce(bool_or(outcome = 'ok'), false) AS done,
                   count(*) FILTER (WHERE outcome <> 'ok') AS attempts,
                   max(coalesce(finished_at, started_at)) AS last
-           FROM job_runs WHERE job = $1 AND slot = $2 AND trigger = 'schedule'""",
+           FROM job_runs WHERE job = $1 AND slot = $2 AND trigger = 'schedule'
+                AND started_at >= $2""",
         job,
         slot,
     )

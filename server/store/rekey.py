@@ -4,7 +4,10 @@ a message still kept in clear from before messages were sealed.
 Batches in key order (a keyset, so a batch never reads the rows done before it), each one
 transaction that locks its rows and appends its audit record. It waits for a row another
 transaction holds rather than skip it: a row left under the retired key would not open
-once that key is destroyed. Disposed-of rows have no key left and are not read.
+once that key is destroyed. The lock is ``FOR NO KEY UPDATE`` (no key column changes), so
+evidence inserted meanwhile — its foreign key takes a key-share lock on the row — neither
+waits for a batch nor deadlocks with an acceptance locking several deliveries. Disposed-of
+rows have no key left and are not read.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class RekeyStore:
                     WHERE content_purged_at IS NULL
                       AND ($1::uuid IS NULL OR delivery_id > $1)
                     ORDER BY delivery_id LIMIT $2
-                    FOR UPDATE""",
+                    FOR NO KEY UPDATE""",
                 after,
                 limit,
             )
@@ -89,3 +92,18 @@ class RekeyStore:
                     conn=conn,
                 )
         return Batch(len(found), len(changed), found[-1].delivery_id if found else None)
+
+    async def not_under(self, version: int) -> list[uuid.UUID]:
+        """Live deliveries whose key is under another master key version: after a run,
+        ones that did not open, and ones a node not yet on the new key wrote meanwhile."""
+        rows = await self._pool.fetch(
+            """SELECT delivery_id FROM deliveries
+                WHERE content_purged_at IS NULL AND key_version <> $1
+                ORDER BY delivery_id""",
+            version,
+        )
+        return [r["delivery_id"] for r in rows]
+
+    async def finished(self, at: datetime, actor: str, details: dict[str, object]) -> None:
+        """The run's own record (R9.1): also a run that changed nothing read every key."""
+        await self._audit.append(at, actor, "content.rekey_run", "success", details)

@@ -51,6 +51,13 @@ async def test_r5_5_a_master_key_is_rotated_without_losing_a_delivery(
         await server.services.pool.execute(
             "UPDATE deliveries SET message = $2 WHERE delivery_id = $1::uuid", old, OLD_MESSAGE
         )
+        # and one disposed of (R8.1): no key left, nothing to wrap
+        _, gone = await send(server, "qualified-qscd", COURT, [DEJAN])
+        await server.services.pool.execute(
+            """UPDATE deliveries SET content_purged_at = now(), wrapped_key = '\\x',
+                      message = '' WHERE delivery_id = $1::uuid""",
+            gone["delivery_id"],
+        )
 
     rotated = replace(
         before, content_key_file=second, content_key_version=2, content_retired_keys=((1, first),)
@@ -67,7 +74,11 @@ async def test_r5_5_a_master_key_is_rotated_without_losing_a_delivery(
         versions = await server.services.pool.fetch(
             "SELECT delivery_id::text, key_version FROM deliveries"
         )
-        assert {r["delivery_id"]: r["key_version"] for r in versions} == {old: 1, new: 2}
+        assert {r["delivery_id"]: r["key_version"] for r in versions} == {
+            old: 1,
+            gone["delivery_id"]: 1,
+            new: 2,
+        }
 
     env = vep_env(
         VEP_DATABASE_URL=database_url,
@@ -83,12 +94,15 @@ async def test_r5_5_a_master_key_is_rotated_without_losing_a_delivery(
     )
     assert "1 message(s) sealed" in result.stdout
     again = vep("admin", "content-rekey", "--operator", "maja", env=env)
+    assert again.returncode == 0, again.stderr
     assert "0 key(s) wrapped" in again.stdout and "0 message(s) sealed" in again.stdout
 
     async with running_server(only_new, dev_pki) as server:
         pool = server.services.pool
-        rows = await pool.fetch("SELECT key_version, message FROM deliveries")
-        assert {r["key_version"] for r in rows} == {2}
+        rows = await pool.fetch(
+            "SELECT key_version, message FROM deliveries WHERE content_purged_at IS NULL"
+        )
+        assert len(rows) == 2 and {r["key_version"] for r in rows} == {2}
         assert all(r["message"].startswith("vep-sealed:1:") for r in rows)
         assert await _reads(server, old) == (200, PDF, OLD_MESSAGE)
         assert await _reads(server, new) == (200, PDF, "Glej prilogo.")
@@ -97,6 +111,13 @@ async def test_r5_5_a_master_key_is_rotated_without_losing_a_delivery(
         )
         assert [(a["actor"], a["details"]["deliveries"]) for a in audited] == [
             ("operator:maja", [old])
+        ]
+        runs = await pool.fetch(
+            "SELECT details FROM audit_events WHERE action = 'content.rekey_run' ORDER BY seq"
+        )
+        assert [(r["details"]["rewrapped"], r["details"]["left"]) for r in runs] == [
+            (1, []),
+            (0, []),
         ]
         assert (await server.services.audit.verify()).ok
 
@@ -120,6 +141,16 @@ async def test_r5_5_a_row_no_key_opens_is_reported_and_left(
     result = vep("admin", "content-rekey", "--operator", "maja", env=env)
     assert result.returncode == 1
     assert sent["delivery_id"] in result.stderr and "keep the retired keys" in result.stderr
+    # a node still on the old key only (or one whose ring repeats a version) is refused
+    # before anything is read
+    twice = vep(
+        "admin",
+        "content-rekey",
+        "--operator",
+        "maja",
+        env={**env, "VEP_CONTENT_RETIRED_KEYS": f"2:{first}"},
+    )
+    assert twice.returncode == 2 and "VEP_CONTENT_RETIRED_KEYS" in twice.stderr
     async with running_server(before, dev_pki) as server:
         row = await server.services.pool.fetchrow("SELECT key_version FROM deliveries")
         assert row is not None and row["key_version"] == 1

@@ -545,11 +545,12 @@ async def test_r5_inbox_and_outbox_keyset_pagination(server: RunningServer) -> N
     assert (status, json.loads(body)["reason"]) == (400, "bad_cursor")
 
 
-async def test_r6_3_evidence_of_one_instant_is_listed_in_the_order_it_was_issued(
+async def test_r6_3_evidence_of_one_instant_is_listed_in_the_order_of_its_life(
     server: RunningServer,
 ) -> None:
     """A submission's evidence shares one time; it was listed in the order of random
-    identifiers (a consignment before the acceptance it follows). Three deliveries, so that
+    identifiers (a consignment before the acceptance it follows); now the submission's
+    first, then each recipient's by address. Three deliveries, so that
     an order left to chance passes one run in ~1.7 million (each listing 1 in 120)."""
     from server.evidence.model import EventName
     from server.store.deliveries import EVENT_ORDER

@@ -67,9 +67,16 @@ async def test_r3_2_an_accept_only_delegate_accepts_and_reads_nothing(
     assert view["read_as"] == PRIMER
     # a registered delivery is not theirs to accept: not there at all
     assert (await get(server, "acceptor", f"/api/v1/deliveries/{other}"))[0] == 404
+    eid = await server.services.pool.fetchval(
+        "SELECT evidence_id FROM evidence WHERE delivery_id = $1::uuid"
+        " AND event = 'NotificationForAcceptance'",
+        did,
+    )
     for path in (
         f"/api/v1/deliveries/{did}/parts/0",
         f"/api/v1/deliveries/{did}/evidence",
+        f"/api/v1/deliveries/{did}/evidence/{eid}",
+        f"/api/v1/deliveries/{did}/evidence/{eid}.pdf",
         f"/api/v1/mailboxes/{PRIMER}/outbox",
     ):
         assert await _refusal(server, "acceptor", path) == (403, "permission_required"), path
@@ -84,15 +91,12 @@ async def test_r3_2_an_accept_only_delegate_accepts_and_reads_nothing(
     )
     assert "ConsignmentAcceptance" in {e["event"] for e in events}
 
-    # accepted: the content is released to readers, still not to her
+    # accepted: the content is released to readers; to her the delivery is gone, as what
+    # was decided is the readers' business
     status, body, _ = await get(server, "acceptor", inbox)
     assert json.loads(body)["deliveries"] == []
-    assert await _refusal(server, "acceptor", f"/api/v1/deliveries/{did}/parts/0") == (
-        403,
-        "permission_required",
-    )
-    status, body, _ = await get(server, "acceptor", f"/api/v1/deliveries/{did}")
-    assert status == 200 and "parts" not in json.loads(body)
+    for path in (f"/api/v1/deliveries/{did}", f"/api/v1/deliveries/{did}/parts/0"):
+        assert (await get(server, "acceptor", path))[0] == 404, path
     status, data, _ = await get(server, "qualified-qscd", f"/api/v1/deliveries/{did}/parts/0")
     assert (status, data) == (200, PDF)
     # nothing was handed over to Nina: the one ContentHandover is Ana's download

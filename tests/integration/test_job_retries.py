@@ -95,6 +95,22 @@ async def test_r8_7_a_failed_daily_slot_is_retried_after_its_back_off(
     assert work.judged == [SLOT, SLOT, SLOT]
 
 
+async def test_r8_7_the_back_off_is_judged_again_under_the_lock(server: RunningServer) -> None:
+    """Two nodes that both saw a slot due: the second takes the lock after the first's
+    attempt ended, and must find the new back-off, not make one more attempt at once."""
+    work = Outage(failures=5)
+    runner = _runner(server, work)
+    server.clock.set(SLOT + timedelta(minutes=1))
+    assert (await runner.run("outage")).status == "failed"
+    # what a node that looked before that failure would now do
+    late = await runner.run("outage", backoff=True)
+    assert late.status == "not_due"
+    assert len(work.judged) == 1
+    server.clock.set(SLOT + timedelta(minutes=2))
+    assert (await runner.run("outage", backoff=True)).status == "failed"
+    assert await _outcomes(server.services.pool) == ["failed", "failed"]
+
+
 async def test_r8_7_a_slot_never_attempted_runs_and_a_poll_job_is_left_alone(
     server: RunningServer,
 ) -> None:
