@@ -49,7 +49,7 @@ class ContentRekeyService:
         self, operator: str, progress: Callable[[int], None] | None = None
     ) -> RekeyReport:
         seen = rewrapped = sealed = 0
-        unreadable: list[str] = []
+        left: dict[str, str] = {}  # delivery id → why it is still under another key
 
         def change(rows: Sequence[KeyedRow]) -> list[Rekeyed]:
             nonlocal rewrapped, sealed
@@ -62,7 +62,7 @@ class ContentRekeyService:
                     again = self._content.rewrapped(wrapped, ident)
                 except KeyUnwrapError as exc:
                     log.error("delivery key does not unwrap", extra={"delivery_id": ident})
-                    unreadable.append(f"{ident}: {exc}")
+                    left[ident] = str(exc)
                     continue
                 message = row.message
                 if message and not is_sealed(message):
@@ -88,11 +88,11 @@ class ContentRekeyService:
             after = batch.last
         # Whatever is still under another key is reported, whether it did not open or a
         # node still on the old key wrote it during the run: the old key must stay.
-        reported = {line.split(":", 1)[0] for line in unreadable}
-        for left in await self._store.not_under(self._version):
-            if str(left) not in reported:
-                unreadable.append(f"{left}: still under another master key version")
-        report = RekeyReport(seen, rewrapped, sealed, tuple(unreadable))
+        for behind in await self._store.not_under(self._version):
+            left.setdefault(str(behind), "still under another master key version")
+        report = RekeyReport(
+            seen, rewrapped, sealed, tuple(f"{ident}: {why}" for ident, why in left.items())
+        )
         await self._store.finished(
             self._clock.now(),
             f"operator:{operator}",
@@ -101,7 +101,7 @@ class ContentRekeyService:
                 "seen": seen,
                 "rewrapped": rewrapped,
                 "messages_sealed": sealed,
-                "left": [line.split(":", 1)[0] for line in unreadable],
+                "left": list(left),
             },
         )
         return report

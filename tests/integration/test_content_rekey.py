@@ -7,7 +7,6 @@ a leaked key could not be replaced, and backups stayed readable as long as it li
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,15 +18,10 @@ from tests.conftest import PkiService
 from tests.integration.test_deliveries import COURT, DEJAN, PDF, get, send
 from tests.mailbox_support import open_delivery_world
 from tests.support import RunningServer, make_settings, running_server
+from tests.unit.test_master_key_ring import master_key_file
 
 pytestmark = pytest.mark.integration
 OLD_MESSAGE = "Stara, v razumljivi obliki."
-
-
-def _key(path: Path) -> Path:
-    path.write_text(os.urandom(32).hex())
-    path.chmod(0o600)
-    return path
 
 
 async def _reads(server: RunningServer, did: str) -> tuple[int, bytes, str | None]:
@@ -40,7 +34,8 @@ async def _reads(server: RunningServer, did: str) -> tuple[int, bytes, str | Non
 async def test_r5_5_a_master_key_is_rotated_without_losing_a_delivery(
     dev_pki, pki_service: PkiService, database_url: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    first, second = _key(tmp_path / "master-1.key"), _key(tmp_path / "master-2.key")
+    first = master_key_file(tmp_path / "master-1.key")
+    second = master_key_file(tmp_path / "master-2.key")
     before: Settings = make_settings(dev_pki, database_url, content_key_file=first)
     async with running_server(before, dev_pki) as server:
         await open_delivery_world(server)
@@ -125,7 +120,8 @@ async def test_r5_5_a_master_key_is_rotated_without_losing_a_delivery(
 async def test_r5_5_a_row_no_key_opens_is_reported_and_left(
     dev_pki, pki_service: PkiService, database_url: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    first, second = _key(tmp_path / "master-1.key"), _key(tmp_path / "master-2.key")
+    first = master_key_file(tmp_path / "master-1.key")
+    second = master_key_file(tmp_path / "master-2.key")
     before = make_settings(dev_pki, database_url, content_key_file=first)
     async with running_server(before, dev_pki) as server:
         await open_delivery_world(server)

@@ -5,7 +5,6 @@ that met a passing outage does not wait for the next day, and with it the deemed
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -16,6 +15,7 @@ from server.jobs.runner import JobRunner, retry_delay
 from server.jobs.schedule import Schedule
 from server.jobs.scheduler import JobScheduler
 from tests.conftest import PkiService
+from tests.integration.test_jobs import wait_for
 from tests.support import RunningServer, make_settings, running_server
 
 pytestmark = pytest.mark.integration
@@ -144,18 +144,11 @@ async def test_r8_7_the_scheduler_retries_a_failed_slot_of_its_own_accord(
     scheduler = JobScheduler(runner, ["outage"], retry_seconds=0.05)
     scheduler.start()
     try:
-        await _until(lambda: _outcomes(server.services.pool), ["failed"])
+        await wait_for(lambda: _outcomes(server.services.pool), ["failed"])
         await asyncio.sleep(0.3)  # several questions asked: none is due yet
         assert await _outcomes(server.services.pool) == ["failed"]
         server.clock.set(SLOT + timedelta(seconds=1, minutes=1))
-        await _until(lambda: _outcomes(server.services.pool), ["failed", "ok"])
+        await wait_for(lambda: _outcomes(server.services.pool), ["failed", "ok"])
     finally:
         await scheduler.stop()
     assert work.judged == [SLOT, SLOT]
-
-
-async def _until(probe, expected: list[str], limit: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + limit
-    while (value := await probe()) != expected:
-        assert time.monotonic() < deadline, f"still {value}, expected {expected}"
-        await asyncio.sleep(0.02)

@@ -121,13 +121,13 @@ async def test_r8_7_missed_slot_runs_once_on_start(dev_pki, pki_service, databas
     clock_start = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
     async with running_server(settings, dev_pki, _clock(clock_start)) as first:
         pool = first.services.pool
-        await _wait_for(lambda: _count(pool, "personal-data"), 1)
+        await wait_for(lambda: _count(pool, "personal-data"), 1)
         # the same slot on a second start: found done, not run again
         results = await first.app[JOBS].catch_up(["personal-data"])
         assert [r.status for r in results] == ["already_done"]
     async with running_server(settings, dev_pki, _clock(clock_start + timedelta(days=2))) as later:
         # down for two days: the current slot runs once (not once per missed day)
-        await _wait_for(lambda: _count(later.services.pool, "personal-data"), 2)
+        await wait_for(lambda: _count(later.services.pool, "personal-data"), 2)
         results = await later.app[JOBS].catch_up(["personal-data"])
         assert [r.status for r in results] == ["already_done"]
         assert await _count(later.services.pool, "personal-data") == 2
@@ -145,7 +145,7 @@ async def _count(pool: asyncpg.Pool, job: str) -> int:
     )
 
 
-async def _wait_for(probe, expected: int, limit: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(probe, expected: object, limit: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + limit
     while (value := await probe()) != expected:
         assert time.monotonic() < deadline, f"still {value}, expected {expected}"

@@ -51,14 +51,15 @@ def test_r5_5_the_store_rewraps_only_what_is_not_current(tmp_path: Path) -> None
         store.rewrapped(old.wrap(data_key), "another-delivery")
 
 
-def _key(path: Path) -> Path:
+def master_key_file(path: Path) -> Path:
+    """A fresh master key file as an operator makes one (hex, mode 0600)."""
     path.write_text(os.urandom(32).hex())
     path.chmod(0o600)
     return path
 
 
 def test_r5_5_retired_keys_setting_names_the_key_when_wrong(tmp_path: Path) -> None:
-    old = _key(tmp_path / "old.key")
+    old = master_key_file(tmp_path / "old.key")
     env = {"VEP_DATABASE_URL": "postgresql:///x", "VEP_DATA_DIR": str(tmp_path)}
     settings = load(
         None, {**env, "VEP_CONTENT_KEY_VERSION": "2", "VEP_CONTENT_RETIRED_KEYS": f"1:{old}"}
