@@ -80,9 +80,14 @@ class ContentStore(Protocol):
         open)."""
         ...
 
-    def rewrapped(self, wrapped: WrappedKey, delivery_id: str) -> WrappedKey | None:
-        """``wrapped`` under the current master key, or None when it is already (R5.5, a
-        master-key rotation; :class:`KeyUnwrapError` if it does not open)."""
+    @property
+    def key_version(self) -> int:
+        """The version of the master key that wraps new data keys (R5.5)."""
+        ...
+
+    def rewrapped(self, wrapped: WrappedKey, data_key: DataKey) -> WrappedKey | None:
+        """``data_key`` (opened from ``wrapped``) wrapped under the current master key, or
+        None when ``wrapped`` already is (R5.5, a master-key rotation)."""
         ...
 
     async def write(
@@ -160,10 +165,12 @@ class FileContentStore:
     def data_key(self, wrapped: WrappedKey, delivery_id: str) -> DataKey:
         return self._master.unwrap(wrapped, delivery_id)
 
-    def rewrapped(self, wrapped: WrappedKey, delivery_id: str) -> WrappedKey | None:
-        if self._master.is_current(wrapped):
-            return None
-        return self._master.wrap(self._master.unwrap(wrapped, delivery_id))
+    @property
+    def key_version(self) -> int:
+        return self._master.current.version
+
+    def rewrapped(self, wrapped: WrappedKey, data_key: DataKey) -> WrappedKey | None:
+        return None if self._master.is_current(wrapped) else self._master.wrap(data_key)
 
     def _directory(self, locator: str) -> Path:
         return self._root / locator[:2]

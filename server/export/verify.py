@@ -38,6 +38,7 @@ from cryptography.exceptions import InvalidSignature
 
 from ..store.audit import AuditEvent, check_chain
 from ..validate import validate
+from ..validate.cmscheck import signer_der
 from .archive import FORMAT, MANIFEST, SEAL
 from .tables import TABLES
 
@@ -173,26 +174,6 @@ def _carried_certificates_problem(seal: bytes, anchors: Sequence[x509.Certificat
     return None
 
 
-def signer_certificate(seal: bytes) -> bytes | None:
-    """The DER of the carried certificate the (one) SignerInfo names, if it carries it."""
-    try:
-        signed = cms.ContentInfo.load(seal)["content"]
-        sid = signed["signer_infos"][0]["sid"]
-        for choice in signed["certificates"] or []:
-            cert = choice.chosen
-            if sid.name == "issuer_and_serial_number":
-                named = sid.chosen["issuer"] == cert.issuer and (
-                    sid.chosen["serial_number"].native == cert.serial_number
-                )
-            else:
-                named = sid.chosen.native == cert.key_identifier
-            if named:
-                return bytes(cert.dump())
-    except (ValueError, TypeError, KeyError, IndexError):
-        return None
-    return None
-
-
 async def verify_archive(
     directory: Path,
     anchors: Sequence[x509.Certificate],
@@ -226,7 +207,7 @@ async def verify_archive(
         return _fail(carried)
     stamped = [t.time for t in signature.timestamps if t.kind == "signature" and t.intact]
     signer, sealed_at = signature.signer_subject, (stamped[0] if stamped else None)
-    if signer_certificate(seal_bytes) not in {bytes(c.dump()) for c in seal_certificates}:
+    if signer_der(seal_bytes) not in {bytes(c.dump()) for c in seal_certificates}:
         return _fail(f"the seal is not the provider's: it was made by {signer!r}", signer)
     if sealed_at is None:
         return _fail("the seal has no signature time-stamp (CAdES-B-T)", signer)

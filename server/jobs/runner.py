@@ -134,16 +134,16 @@ class JobRunner:
         trigger: job_runs.Trigger = (
             "manual" if manual else "schedule" if job.once_per_slot else "poll"
         )
-        if trigger == "schedule" and await job_runs.slot_done(conn, job.name, slot):
-            return RunResult(job.name, "already_done", slot)
-        if (
-            trigger == "schedule"
-            and backoff
-            and not _due(await job_runs.slot_attempts(conn, job.name, slot), now)
-        ):
+        if trigger == "schedule" and backoff:
             # read again under the lock: another node's attempt may have just ended, and
             # N nodes must not make N attempts per step of the back-off
-            return RunResult(job.name, "not_due", slot)
+            seen = await job_runs.slot_attempts(conn, job.name, slot)
+            if seen.done:
+                return RunResult(job.name, "already_done", slot)
+            if not _due(seen, now):
+                return RunResult(job.name, "not_due", slot)
+        elif trigger == "schedule" and await job_runs.slot_done(conn, job.name, slot):
+            return RunResult(job.name, "already_done", slot)
         run_id = await job_runs.start(conn, job.name, trigger, slot, self.node, now)
         count = 0
 

@@ -74,13 +74,10 @@ class JobScheduler:
 
     async def _retry(self) -> None:
         # Not marked running: a firing that lands meanwhile must still start (the lock
-        # lets only one of the two run). Polling jobs have no slots to retry.
+        # lets only one of the two run). The runner leaves polling jobs alone.
         for name in self._names:
-            if name in self._running or name in self._retrying or self._stopping:
-                continue
-            if not self._runner.jobs[name].once_per_slot:
-                continue
-            self._ask(name)
+            if name not in self._running and name not in self._retrying and not self._stopping:
+                self._ask(name)
 
     def _ask(self, name: str) -> None:
         self._retrying.add(name)

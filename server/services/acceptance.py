@@ -103,7 +103,7 @@ class AcceptanceService:
         view = await self._reading.view(delivery_id, check, mailbox)
         if view.recipient is None or view.delivery.kind != "return_receipt":
             raise NotFound("No return-receipt delivery waits for you here.")
-        access = await self._members.authorize(view.recipient, check, Need.MEMBER)
+        access = view.access or await self._members.authorize(view.recipient, check, Need.MEMBER)
         if access.mailbox.state == "readonly":
             raise Refused(
                 "Read-only access after termination: nothing can be received (R8.4).",

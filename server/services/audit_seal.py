@@ -22,9 +22,9 @@ from asn1crypto import x509
 from ..evidence.signer import FileKeySigner, Pkcs11Signer
 from ..evidence.timestamper import TimeStamper
 from ..export.archive import ProviderSeal
-from ..export.verify import signer_certificate
 from ..store.audit_seals import AuditSealStore
 from ..validate import validate
+from ..validate.cmscheck import signer_der
 
 Done = Callable[[int], Awaitable[None]]
 
@@ -78,7 +78,7 @@ async def verify_seals(
             return SealReport(len(seals), False, f"the seal over record {seal.seq} does not verify")
         if signature.trusted is not True:
             return SealReport(len(seals), False, f"the seal over record {seal.seq} is not trusted")
-        if signer_certificate(seal.signature) not in ours:
+        if signer_der(seal.signature) not in ours:
             problem = f"the seal over record {seal.seq} is not the provider's"
             return SealReport(len(seals), False, problem)
         found = await store.record_hash_at(seal.seq)

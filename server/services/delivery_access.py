@@ -53,6 +53,8 @@ class View:
     #: see what a recipient sees before acceptance (R5.3) — never the content, the
     #: message or the evidence, which need ``read``.
     reader: bool = True
+    #: The caller's membership of ``recipient`` (what acceptance decides on, R5.3).
+    access: Access | None = None
 
 
 def encode_cursor(at: datetime, delivery_id: uuid.UUID) -> str:
@@ -152,12 +154,13 @@ class DeliveryAccessService:
                 continue
             if not access.has("read"):
                 if acceptor is None and self._may_accept(delivery, address, access):
-                    acceptor = View(delivery, False, address, False, reader=False)
+                    acceptor = View(delivery, False, address, False, False, access)
                 continue
             if address == delivery.sender_address:
                 return View(delivery, True, None, True)
             row = delivery.recipient(address)
-            return View(delivery, False, address, row is not None and row.state in RELEASED)
+            released = row is not None and row.state in RELEASED
+            return View(delivery, False, address, released, True, access)
         if acceptor is not None:
             return acceptor
         raise NotFound("No such delivery.")

@@ -37,13 +37,10 @@ class RekeyReport:
 
 
 class ContentRekeyService:
-    def __init__(
-        self, clock: Clock, store: RekeyStore, content: ContentStore, key_version: int
-    ) -> None:
+    def __init__(self, clock: Clock, store: RekeyStore, content: ContentStore) -> None:
         self._clock = clock
         self._store = store
         self._content = content
-        self._version = key_version
 
     async def run(
         self, operator: str, progress: Callable[[int], None] | None = None
@@ -59,11 +56,11 @@ class ContentRekeyService:
                 wrapped = WrappedKey(row.key_version, bytes(row.wrapped_key))
                 try:
                     key = self._content.data_key(wrapped, ident)
-                    again = self._content.rewrapped(wrapped, ident)
                 except KeyUnwrapError as exc:
                     log.error("delivery key does not unwrap", extra={"delivery_id": ident})
                     left[ident] = str(exc)
                     continue
+                again = self._content.rewrapped(wrapped, key)
                 message = row.message
                 if message and not is_sealed(message):
                     message = seal_message(key, message)
@@ -88,7 +85,8 @@ class ContentRekeyService:
             after = batch.last
         # Whatever is still under another key is reported, whether it did not open or a
         # node still on the old key wrote it during the run: the old key must stay.
-        for behind in await self._store.not_under(self._version):
+        version = self._content.key_version
+        for behind in await self._store.not_under(version):
             left.setdefault(str(behind), "still under another master key version")
         report = RekeyReport(
             seen, rewrapped, sealed, tuple(f"{ident}: {why}" for ident, why in left.items())
@@ -97,7 +95,7 @@ class ContentRekeyService:
             self._clock.now(),
             f"operator:{operator}",
             {
-                "key_version": self._version,
+                "key_version": version,
                 "seen": seen,
                 "rewrapped": rewrapped,
                 "messages_sealed": sealed,

@@ -143,9 +143,7 @@ def build_services(
             checker,
         ),
         content_sweep=ContentSweeper(clock, content, deliveries),
-        content_rekey=ContentRekeyService(
-            clock, RekeyStore(pool, audit), content, settings.content_key_version
-        ),
+        content_rekey=ContentRekeyService(clock, RekeyStore(pool, audit), content),
         retention=RetentionService(
             settings,
             clock,

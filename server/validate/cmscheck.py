@@ -75,6 +75,17 @@ def signer_certificate(
     return None
 
 
+def signer_der(signature: bytes) -> bytes | None:
+    """The DER of the carried certificate a CMS signature's (first) SignerInfo names, if it
+    carries it: what pinning a seal compares (``verify-export``, ``verify-audit``)."""
+    try:
+        signed = cms.ContentInfo.load(signature)["content"]
+        found = signer_certificate(signed["signer_infos"][0], certificates(signed))
+    except PARSE_ERRORS:
+        return None
+    return None if found is None else bytes(found.dump())
+
+
 def attributes(attrs: cms.CMSAttributes, oid: str) -> Iterator[core.Asn1Value]:
     """The values of the attributes with that OID, skipping unparseable others."""
     if attrs is None or isinstance(attrs, core.Void):
@@ -225,5 +236,6 @@ __all__ = [
     "check_signer",
     "pem_to_der",
     "signer_certificate",
+    "signer_der",
     "signing_time",
 ]

@@ -42,13 +42,14 @@ def test_r5_5_the_store_rewraps_only_what_is_not_current(tmp_path: Path) -> None
     old, new = MasterKey(os.urandom(32), 1), MasterKey(os.urandom(32), 2)
     store = FileContentStore(tmp_path, MasterKeyRing(new, [old]))
     data_key = DataKey.generate(DELIVERY)
-    moved = store.rewrapped(old.wrap(data_key), DELIVERY)
-    assert moved is not None and moved.version == 2
+    before = old.wrap(data_key)
+    moved = store.rewrapped(before, store.data_key(before, DELIVERY))
+    assert moved is not None and moved.version == 2 and store.key_version == 2
     assert new.unwrap(moved, DELIVERY).secret == data_key.secret
-    assert store.rewrapped(moved, DELIVERY) is None
+    assert store.rewrapped(moved, store.data_key(moved, DELIVERY)) is None
     # a key wrapped for another delivery does not open, so it is not re-wrapped either
     with pytest.raises(KeyUnwrapError):
-        store.rewrapped(old.wrap(data_key), "another-delivery")
+        store.data_key(old.wrap(data_key), "another-delivery")
 
 
 def master_key_file(path: Path) -> Path:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from urllib.parse import quote
 
@@ -98,8 +98,14 @@ def _iso(at: datetime | None) -> str | None:
 
 
 def _delivery(
-    d: DeliveryRow, content_visible: bool, recipient: str | None, suffix: str = ""
+    d: DeliveryRow,
+    content_visible: bool,
+    recipient: str | None,
+    message: Callable[[DeliveryRow], str],
+    suffix: str = "",
 ) -> dict[str, object]:
+    """The delivery as one party sees it; ``message`` opens the sealed message (R5.5), and
+    is called only when the content is shown."""
     deleted = d.deleted_for(recipient)
     body: dict[str, object] = {
         "delivery_id": str(d.delivery_id),
@@ -124,7 +130,7 @@ def _delivery(
     # R8.1: content this party deleted from its mailbox, or that is disposed of, is no
     # longer shown (the parts' links would only answer 403 purged)
     if content_visible and deleted is None and d.content_purged_at is None:
-        body["message"] = d.message
+        body["message"] = message(d)
         body["parts"] = [
             {
                 "part_no": p.part_no,
@@ -200,9 +206,14 @@ async def show(request: web.Request) -> web.Response:
     view = await services(request).delivery_access.view(
         request.match_info["id"], principal(request).check, _read_as(request)
     )
-    body = _delivery(view.delivery, view.content_visible, view.recipient, _same_party(request))
-    if "message" in body:  # shown: opened from its sealed form (R5.5)
-        body["message"] = services(request).delivery_access.message_of(view.delivery)
+    reading = services(request).delivery_access
+    body = _delivery(
+        view.delivery,
+        view.content_visible,
+        view.recipient,
+        reading.message_of,
+        _same_party(request),
+    )
     body["read_as"] = view.recipient or view.delivery.sender_address
     return web.json_response(body)
 
