@@ -112,7 +112,8 @@ def build(event: EvidenceEvent, issuer: IssuerDetails, qualified: bool) -> etree
     content = _sub(root, _e("UserContentInfo"))
     for part in event.parts:
         node = _sub(content, _e("ContentPart"))
-        _sub(node, _e("Name"), part.name)
+        if part.name is not None:
+            _sub(node, _e("Name"), part.name)
         _sub(node, _e("MediaType"), part.media_type)
         _sub(node, _e("Size"), str(part.size))
         _digest(node, _e("Digest"), part.sha256)

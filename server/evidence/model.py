@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cryptography import x509
@@ -102,9 +102,14 @@ class Party:
 
 @dataclass(frozen=True)
 class ContentPart:
-    """One part of the user content, bound into the evidence by its SHA-256 (R6.2)."""
+    """One part of the user content, bound into the evidence by its SHA-256 (R6.2).
 
-    name: str
+    ``name`` is None when the evidence withholds it: evidence a recipient may fetch before
+    a return-receipt delivery's content is released to them binds each part by digest,
+    media type and size only, since a file's name can tell what the content is (R5.3:
+    before acceptance the recipient sees the sender and subject, not the content)."""
+
+    name: str | None
     media_type: str
     size: int
     sha256: str
@@ -114,6 +119,10 @@ class ContentPart:
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
             raise ValueError("ContentPart.size must be a non-negative integer")
         _require_sha256(f"ContentPart {self.name!r}", self.sha256)
+
+    def withheld(self) -> ContentPart:
+        """The part as evidence names it before release to the recipient (R5.3)."""
+        return replace(self, name=None)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 from lxml import etree
 
 from .c14n import attribute, namespace_declarations, text
-from .model import CertRef, EventName, EvidenceEvent, IssuerDetails, Party
+from .model import CertRef, ContentPart, EventName, EvidenceEvent, IssuerDetails, Party
 
 NS = "http://uri.etsi.org/19522/v1#"
 VEP_NS = "https://vep.si/ns/evidence/v1"
@@ -137,6 +137,15 @@ def _party(tag: str, party: Party) -> str:
     )
 
 
+def _content_part(part: ContentPart) -> str:
+    # a withheld name is left out, not written empty (R5.3, ContentPart)
+    name = "" if part.name is None else f"<Name>{text(part.name)}</Name>"
+    return (
+        f"<ContentPart>{name}<MediaType>{text(part.media_type)}</MediaType>"
+        f"<Size>{part.size}</Size>{digest_element('Digest', part.sha256)}</ContentPart>"
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def _issuer(issuer: IssuerDetails, qualified: bool) -> str:
     """EvidenceIssuerPolicyID and EvidenceIssuerDetails: the same for every evidence of one
@@ -178,12 +187,7 @@ def render(event: EvidenceEvent, issuer: IssuerDetails, qualified: bool) -> str:
     out.append(_party("SenderDetails", event.sender))
     out.extend(_party("RecipientDetails", recipient) for recipient in event.recipients)
     out.append("<UserContentInfo>")
-    out.extend(
-        f"<ContentPart><Name>{text(part.name)}</Name><MediaType>{text(part.media_type)}"
-        f"</MediaType><Size>{part.size}</Size>{digest_element('Digest', part.sha256)}"
-        "</ContentPart>"
-        for part in event.parts
-    )
+    out.extend(_content_part(part) for part in event.parts)
     out.append("</UserContentInfo>")
     out.append(_issuer(issuer, qualified))
     out.append(

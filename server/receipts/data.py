@@ -125,7 +125,9 @@ def _party(node: etree._Element) -> Party:
 
 
 def _part(node: etree._Element) -> ContentPart:
-    name = _text(node, _e("Name"))
+    named = node.find(_e("Name"))
+    # absent: withheld until release (R5.3); present but empty: an empty name
+    name = None if named is None else named.text or ""
     digest = node.find(_e("Digest"))
     if digest is None:
         raise ReceiptDataError(f"evidence content part {name!r} has no digest")

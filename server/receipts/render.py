@@ -383,12 +383,22 @@ _METHODS = {
 }
 
 
+#: What the receipt says where its evidence withholds a part's name (R5.3, ContentPart).
+WITHHELD = "(ime skrito do prevzema / name withheld until acceptance)"
+
+
 def _content_rows(data: ReceiptData) -> list[Row]:
     return [
         (
             f"Del vsebine {number}",
             f"Content part {number}",
-            (*_plain(part.name, f"{part.media_type}, {_size(part.size)}"), *_mono(part.sha256)),
+            (
+                *_plain(
+                    WITHHELD if part.name is None else part.name,
+                    f"{part.media_type}, {_size(part.size)}",
+                ),
+                *_mono(part.sha256),
+            ),
         )
         for number, part in enumerate(data.parts, start=1)
     ]

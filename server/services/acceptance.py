@@ -281,6 +281,7 @@ class AcceptanceService:
                     reasons=(("deemed_service", "15 days without acceptance (ZUP/ZPP)"),)
                     if state == "deemed_served"
                     else (),
+                    released=state != "rejected",
                     # no list of the other deliveries: they may be other senders' (review)
                     extra=(
                         ("acceptance_method", method),

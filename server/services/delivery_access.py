@@ -30,12 +30,10 @@ from ..receipts import ReceiptIssuer
 from ..store.deliveries import DeliveryRow, DeliveryStore, EvidenceRow, ListedDelivery, PartRow
 from ..store.mailboxes import MailboxStore
 from ..trust.validation import CertificateCheck
-from .delivery_events import later_event, new_evidence, stored_part
+from .delivery_events import RELEASED, later_event, new_evidence, stored_part
 from .fields import mailbox_address
 from .mailboxes import Access, MailboxService, Need
 
-#: States in which the recipient may read the content.
-RELEASED = ("consigned", "accepted", "deemed_served")
 PAGE = 50
 UNAVAILABLE = "The stored content cannot be opened; the operator has been alerted."
 log = logging.getLogger(__name__)

@@ -12,6 +12,10 @@ from ..evidence.model import CertRef, ContentPart, EventName, EvidenceEvent, Par
 from ..evidence.seal import SealedEvidence
 from ..store.deliveries import DeliveryRow, NewEvidence, PartRow
 
+#: A recipient's states in which the content is theirs to read (R5.3): a registered
+#: delivery's at once, a return receipt's once accepted or deemed served.
+RELEASED = ("consigned", "accepted", "deemed_served")
+
 
 def sender_ref(delivery: DeliveryRow) -> CertRef:
     """The certificate the sender submitted with, named in every later evidence (R6.2)."""
@@ -28,9 +32,13 @@ def later_event(
     at: datetime,
     reasons: tuple[tuple[str, str], ...] = (),
     extra: tuple[tuple[str, str], ...] = (),
+    released: bool = True,
 ) -> EvidenceEvent:
     """An event after the submission (handover, acceptance, …) of one recipient, bound to
-    the same sender certificate, subject digest and content digests as the submission."""
+    the same sender certificate, subject digest and content digests as the submission.
+    ``released``: whether the content is the recipient's to read at that event; if not,
+    the parts are named by digest only (R5.3, :meth:`.ContentPart.withheld`)."""
+    parts = (ContentPart(p.name, p.media_type, p.size, p.sha256) for p in delivery.parts)
     return EvidenceEvent(
         event=event,
         evidence_id=str(uuid.uuid4()),
@@ -40,7 +48,7 @@ def later_event(
         sender=Party(sender_name, delivery.sender_address, sender_ref(delivery)),
         subject_sha256=delivery.subject_sha256,
         recipients=(recipient,),
-        parts=tuple(ContentPart(p.name, p.media_type, p.size, p.sha256) for p in delivery.parts),
+        parts=tuple(p if released else p.withheld() for p in parts),
         kind=delivery.kind,
         reasons=reasons,
         extra=extra,

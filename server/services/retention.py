@@ -29,7 +29,7 @@ from ..store.deliveries import DeliveryRow, DeliveryStore, NewEvidence, Recipien
 from ..store.mailboxes import MailboxStore
 from ..store.retention import AlreadyDeleted, ContentGone, RetentionStore
 from ..trust.validation import CertificateCheck
-from .delivery_events import later_event, new_evidence
+from .delivery_events import RELEASED, later_event, new_evidence
 from .fields import mailbox_address
 from .lifecycle import add_months
 from .mailboxes import MailboxService, Need
@@ -216,6 +216,7 @@ class RetentionService:
                     party,
                     now,
                     reasons=((reason, _REASONS[reason]),),
+                    released=r.state in RELEASED,
                 )
             )
             out.append(new_evidence(sealed, r.recipient_address))

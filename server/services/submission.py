@@ -297,9 +297,14 @@ class SubmissionService:
         # Whether each mailbox is still active is checked again by the INSERT (R5.6).
         recipients = [Party(meta["names"][address], address) for address in meta["to"]]
         content = tuple(ContentPart(p.name, p.media_type, p.size, p.sha256) for p in stored)
+        # what the recipients' evidence names before a return receipt's content is
+        # theirs: the parts by digest only (R5.3); the sender's names them
+        unreleased = tuple(p.withheld() for p in content) if kind == "return_receipt" else content
         subject_sha = hashlib.sha256(meta["subject"].encode("utf-8")).hexdigest()
 
-        def event(name: EventName, to: tuple[Party, ...]) -> EvidenceEvent:
+        def event(
+            name: EventName, to: tuple[Party, ...], parts: tuple[ContentPart, ...]
+        ) -> EvidenceEvent:
             return EvidenceEvent(
                 event=name,
                 evidence_id=str(uuid.uuid4()),
@@ -308,18 +313,20 @@ class SubmissionService:
                 submission_time=now,
                 sender=sender,
                 recipients=to,
-                parts=content,
+                parts=parts,
                 subject_sha256=subject_sha,
                 kind=kind,
             )
 
         plan: list[tuple[EvidenceEvent, str | None]] = [
-            (event(EventName.SUBMISSION_ACCEPTANCE, tuple(recipients)), None)
+            (event(EventName.SUBMISSION_ACCEPTANCE, tuple(recipients), content), None)
         ]
         for party in recipients:
-            plan.append((event(EventName.CONTENT_CONSIGNMENT, (party,)), party.mailbox))
+            to = (party,)
+            plan.append((event(EventName.CONTENT_CONSIGNMENT, to, unreleased), party.mailbox))
             if kind == "return_receipt":
-                plan.append((event(EventName.NOTIFICATION_FOR_ACCEPTANCE, (party,)), party.mailbox))
+                notice = event(EventName.NOTIFICATION_FOR_ACCEPTANCE, to, unreleased)
+                plan.append((notice, party.mailbox))
         sealed = await self._sealer.seal_all([ev for ev, _ in plan])
         evidence = [new_evidence(s, r) for s, (_, r) in zip(sealed, plan, strict=True)]
         # From the moment the submission is handed to the writer its outcome may be

@@ -467,6 +467,51 @@ async def test_r5_3_return_receipt_signed_vrocilnica_releases_content(
     assert "signed return receipt" in text and "Decided by" in text
 
 
+async def test_r5_3_recipient_evidence_names_no_part_before_release(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """A file's name can tell what it holds, and the recipient of a return receipt is shown
+    the sender and subject only until acceptance (R5.3): their evidence of consignment and
+    notification binds the part by digest, media type and size, and its PDF says the name
+    is withheld. The sender's evidence names it, and so does the acceptance."""
+    from tests.integration.test_receipts import pdf_text
+
+    name = "sodba-locitev-zakonske-zveze.pdf"
+    files = [(name, PDF, "application/pdf")]
+    status, sent = await send(server, "qualified-qscd", COURT, [DEJAN], "return_receipt", files)
+    assert status == 201
+    did, digest = sent["delivery_id"], hashlib.sha256(PDF).digest()
+    named = name.encode()
+
+    async def documents(who: str) -> dict[str, tuple[bytes, str]]:
+        """Each evidence the party may list: its XML and its PDF receipt's text."""
+        _, body, _ = await get(server, who, f"/api/v1/deliveries/{did}/evidence")
+        out = {}
+        for e in json.loads(body)["evidence"]:
+            pdf = (await get(server, who, e["href"] + ".pdf"))[1]
+            out[e["event"]] = (await get(server, who, e["href"]))[1], pdf_text(pdf)
+        return out
+
+    before = await documents("delegate")
+    assert sorted(before) == ["ContentConsignment", "NotificationForAcceptance"]
+    for event, (xml, text) in before.items():
+        assert named not in xml and name not in text, event
+        assert base64.b64encode(digest) in xml and b"<MediaType>application/pdf<" in xml
+        assert "name withheld until acceptance" in text
+        evidence_xml.validate(xml)  # Name is optional in our XSD
+        assert xmlsec_verify(server, xml, tmp_path).returncode == 0
+    sender = await documents("qualified-qscd")
+    assert named in sender["SubmissionAcceptance"][0]  # the sender's own names it
+    assert named not in sender["NotificationForAcceptance"][0]  # one document for both
+
+    status, document, receipt_id = await _receipt(server, "delegate", did)
+    assert named not in document  # the vročilnica commits to the name, salted
+    status, _ = await _sign_receipt(server, "delegate", "delegate", did, document, receipt_id)
+    assert status == 200
+    xml, text = (await documents("delegate"))["ConsignmentAcceptance"]
+    assert named in xml and name in text
+
+
 async def test_r5_3_substantial_other_certificate_and_other_digests_are_refused(
     server: RunningServer,
 ) -> None:
@@ -813,11 +858,17 @@ async def test_r5_3_login_mode_acceptance_and_rejection(
         xml = await server.services.pool.fetchval(
             "SELECT xml FROM evidence WHERE event = 'ConsignmentAcceptance'"
         )
+        refusal = await server.services.pool.fetchval(
+            "SELECT xml FROM evidence WHERE event = 'ConsignmentRejection'"
+        )
     assert [(r["event"], r["acceptance_method"]) for r in rows] == [
         ("ConsignmentAcceptance", "login"),
         ("ConsignmentRejection", "rejection"),
     ]
     assert b"login" in bytes(xml)  # the evidence records how it was accepted
+    # what was refused is never released: its evidence names no part either (R5.3)
+    assert b"<Name>sodba.pdf</Name>" in bytes(xml)
+    assert b"sodba.pdf" not in bytes(refusal) and b"<ContentPart><MediaType>" in bytes(refusal)
 
 
 async def test_r5_4_recipient_is_notified_by_email_without_content(

@@ -128,6 +128,11 @@ async def test_r8_1_retention_purges_a_day_after_not_a_day_before(
     did = sent["delivery_id"]
     # a return-receipt delivery nobody decided on is not "received": never purged
     _, formal = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    # one refused is received (decided), and purged too — its content never released
+    _, refused = await send(server, "qualified-qscd", COURT, [DEJAN], kind="return_receipt")
+    async with server.client("delegate") as dejan:
+        async with dejan.post(f"/api/v1/deliveries/{refused['delivery_id']}/reject") as r:
+            assert r.status == 200
     pool = server.services.pool
     parts_sql = """SELECT locator, inline_content IS NOT NULL AS inline FROM delivery_parts
                     WHERE delivery_id = $1::uuid ORDER BY part_no"""
@@ -143,7 +148,7 @@ async def test_r8_1_retention_purges_a_day_after_not_a_day_before(
     assert (await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/1"))[:2] == (200, large)
 
     server.clock.set(add_months(sent_at, 3) + timedelta(days=1))
-    assert await run_job(server, "retention") == 1
+    assert await run_job(server, "retention") == 2
     assert await run_job(server, "retention") == 0
     status, body, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0")
     assert status == 403 and json.loads(body)["reason"] == "purged"
@@ -184,6 +189,11 @@ async def test_r8_1_retention_purges_a_day_after_not_a_day_before(
     assert b"ContentDisposition" in xml and b"retention" in xml
     assert xmlsec_verify(server, xml, tmp_path).returncode == 0
     assert openssl_ts_verify(server, xml, tmp_path).returncode == 0
+    # it names what was released; the refused delivery's names no part (R5.3)
+    disposal = "SELECT xml FROM evidence WHERE delivery_id = $1::uuid AND event = $2"
+    assert b"<Name>sodba.pdf</Name>" in xml
+    withheld = bytes(await pool.fetchval(disposal, refused["delivery_id"], "ContentDisposition"))
+    assert b"sodba.pdf" not in withheld and b"<ContentPart><MediaType>" in withheld
 
 
 async def test_r8_1_a_late_retention_run_records_the_disposal_when_it_happens(

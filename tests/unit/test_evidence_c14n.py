@@ -83,6 +83,11 @@ def full_event(**overrides: object) -> EvidenceEvent:
 
 EVENTS = {
     "hostile": full_event(),
+    # a recipient's evidence before release: the parts by digest only (R5.3)
+    "withheld": full_event(
+        event=EventName.NOTIFICATION_FOR_ACCEPTANCE,
+        parts=tuple(part.withheld() for part in full_event().parts),
+    ),
     "bare": full_event(
         event=EventName.CONTENT_DISPOSITION,
         reasons=(),
