@@ -5,6 +5,9 @@ pyHanko's difference analysis classifies each later revision: validation data (D
 document timestamps are expected; form filling and annotations are reported as warnings
 (unless a certification signature's DocMDP forbids them), and then the pages are compared
 — their number and their content streams — between the signed revision and the last one.
+Two entries of the document catalog decide how every page looks and are compared first:
+the layers shown (``/OCProperties``) and whether readers draw form fields from their values
+(``/NeedAppearances``).
 Anything else, a change no rule explains, and a page that changed make the signature not
 intact (``document_modified_after_signing``): the document a reader sees may not be the
 one that was signed (DSS reports such a file as ``FORMAT_FAILURE``).
@@ -121,6 +124,10 @@ class _Looks:
         self._open: set[tuple[int, int]] = set()
         self._budget = _MAX_OBJECTS
 
+    def layers(self, root: Any) -> bytes:
+        """The optional content configuration of a document catalog (a missing one too)."""
+        return self._digest(root.raw_get("/OCProperties") if "/OCProperties" in root else None, 0)
+
     def page(self, page: dict[str, Any]) -> bytes:
         shown = {k: page[k] for k in sorted(page) if k in _SHOWN}
         if "/Annots" in shown:
@@ -193,6 +200,43 @@ def _visible(annots: Any) -> list[Any]:
     return kept
 
 
+def _catalog_change(reader: PdfFileReader, signed: int) -> str | None:
+    """What the document catalog changed after ``signed`` about how every page looks, or
+    None. Found in review: neither is in a page, so the page comparison missed them, and
+    pyHanko let the second pass without a word (the "shadow" attacks on PDF signatures).
+
+    - ``/OCProperties`` (ISO 32000-1 §8.11.4): which optional content — layers — is
+      shown. Switching one on shows content that was signed hidden. Any change counts.
+    - ``/AcroForm /NeedAppearances`` (§12.7.2) turned on: viewers then draw each form
+      field from its value, not from the appearance that was signed. Only turning it on
+      counts: a later editor that drew the appearances and dropped the flag (as a second
+      signer's software may) shows the appearances the fields carry."""
+    before, after = (
+        reader.get_historical_resolver(revision).root
+        for revision in (signed, reader.xrefs.total_revisions - 1)
+    )
+    if _Looks().layers(before) != _Looks().layers(after):
+        return (
+            "The layers (optional content) a reader shows were changed after this "
+            "signature: what is shown may not be what was signed."
+        )
+    if _redrawn(after) and not _redrawn(before):
+        return (
+            "After this signature the document began to ask readers to draw its form "
+            "fields from their values (/NeedAppearances), not as they were signed: what is "
+            "shown may not be what was signed."
+        )
+    return None
+
+
+def _redrawn(root: Any) -> bool:
+    form = resolve(root.get("/AcroForm"))
+    if not isinstance(form, generic.DictionaryObject):
+        return False
+    flag = resolve(form.get("/NeedAppearances"))
+    return isinstance(flag, generic.BooleanObject) and flag.value is True
+
+
 def _unexplained(
     sig: EmbeddedPdfSignature, reader: PdfFileReader, permitted: MDPPerm | None
 ) -> tuple[list[Issue], list[Issue]]:
@@ -243,6 +287,14 @@ def modifications(
         return [], []
     if sig.coverage != SignatureCoverageLevel.ENTIRE_REVISION:
         return [Issue("byte_range_invalid", "The signature does not cover its whole revision.")], []
+    try:
+        catalog = _catalog_change(reader, sig.signed_revision)
+    except PARSE_ERRORS as exc:
+        return [
+            Issue("document_modified_after_signing", f"The catalog cannot be compared: {exc}")
+        ], []
+    if catalog is not None:
+        return [Issue("document_modified_after_signing", catalog)], []
     diff = sig.diff_result
     level = getattr(diff, "modification_level", None)
     if level in _QUIET_LEVELS:

@@ -157,20 +157,24 @@ def first_revision(pdf: bytes) -> bytes:
     return pdf[: pdf.index(b"%%EOF") + 5] + b"\n"
 
 
-async def certified(pdf: bytes, permissions: MDPPerm) -> bytes:
-    """``pdf``'s first revision certified by a stranger's key with ``permissions``."""
+async def signed_by_stranger(pdf: bytes, permissions: MDPPerm | None = None) -> bytes:
+    """``pdf`` signed by a stranger's key: certified with ``permissions`` if given."""
     private, cert = as_asn1(*self_signed("Certifier", 7))
     signer = signers.SimpleSigner(
         signing_cert=cert,
         signing_key=private,
         cert_registry=None,  # type: ignore[arg-type]
     )
-    first = first_revision(pdf)
-    meta = PdfSignatureMetadata(field_name="Cert", certify=True, docmdp_permissions=permissions)
-    out = await signers.async_sign_pdf(
-        IncrementalPdfFileWriter(BytesIO(first)), meta, signer=signer
+    meta = PdfSignatureMetadata(
+        field_name="Cert", certify=permissions is not None, docmdp_permissions=permissions
     )
+    out = await signers.async_sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), meta, signer=signer)
     return out.getvalue()
+
+
+async def certified(pdf: bytes, permissions: MDPPerm) -> bytes:
+    """``pdf``'s first revision certified by a stranger's key with ``permissions``."""
+    return await signed_by_stranger(first_revision(pdf), permissions)
 
 
 async def test_r6_4_a_certification_that_permits_no_changes_is_broken_by_an_annotation() -> None:
@@ -271,3 +275,55 @@ async def test_r6_4_annotations_that_point_at_each_other_are_compared_not_crashe
     the API and a traceback from vep verify."""
     report = await validate(updated(ORIGINAL, replies_to_each_other), None, [])
     assert not report.intact and "document_modified_after_signing" in codes(report)
+
+
+def hidden_layer(writer: IncrementalPdfFileWriter) -> None:
+    """A red box over the first page in an optional content group that is off (ISO
+    32000-1 §8.11): signed, it shows nothing."""
+    ocg = writer.add_object(
+        DictionaryObject(
+            {NameObject("/Type"): NameObject("/OCG"), NameObject("/Name"): generic.pdf_string("L")}
+        )
+    )
+    box = generic.StreamObject(stream_data=b"/OC /L BDC 1 0 0 rg 0 0 595 842 re f EMC")
+    page = first_page(writer)
+    contents = page.raw_get("/Contents")
+    old = list(contents) if isinstance(contents, ArrayObject) else [contents]
+    page[NameObject("/Contents")] = ArrayObject([*old, writer.add_object(box)])
+    resources = DictionaryObject(dict(page["/Resources"].items()))
+    resources[NameObject("/Properties")] = DictionaryObject({NameObject("/L"): ocg})
+    page[NameObject("/Resources")] = writer.add_object(resources)
+    writer.update_container(page)
+    writer.root[NameObject("/OCProperties")] = DictionaryObject(
+        {
+            NameObject("/OCGs"): ArrayObject([ocg]),
+            NameObject("/D"): DictionaryObject({NameObject("/OFF"): ArrayObject([ocg])}),
+        }
+    )
+    writer.update_root()
+
+
+def layer_switched_on(writer: IncrementalPdfFileWriter) -> None:
+    properties = writer.root["/OCProperties"]
+    properties[NameObject("/D")] = DictionaryObject({NameObject("/OFF"): ArrayObject()})
+    writer.update_root()
+
+
+def need_appearances(writer: IncrementalPdfFileWriter) -> None:
+    writer.root["/AcroForm"][NameObject("/NeedAppearances")] = generic.BooleanObject(True)
+    writer.update_root()  # the sample's form is a direct object in the catalog
+
+
+async def test_r6_4_catalog_changes_to_what_every_page_shows_break_the_signature() -> None:
+    """Found in review: neither lives in a page, so the pages compared equal and pyHanko
+    let the second pass without a word — the "shadow" attacks. Switching on a layer that
+    was signed hidden, or asking readers to draw form fields from their values instead of
+    the appearances that were signed, changes what is shown."""
+    layered = await signed_by_stranger(updated(first_revision(ORIGINAL), hidden_layer))
+    report = await validate(layered, None, [])
+    assert report.intact, messages(report)
+    report = await validate(updated(layered, layer_switched_on), None, [])
+    assert not report.intact and "layers (optional content)" in messages(report)
+
+    report = await validate(updated(ORIGINAL, need_appearances), None, [])
+    assert not report.intact and "/NeedAppearances" in messages(report)
