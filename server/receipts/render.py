@@ -384,7 +384,7 @@ _METHODS = {
 
 
 #: What the receipt says where its evidence withholds a part's name (R5.3, ContentPart).
-WITHHELD = "(ime skrito do prevzema / name withheld until acceptance)"
+WITHHELD = "(ime ni navedeno: vsebina ni predana / name withheld: content not released)"
 
 
 def _content_rows(data: ReceiptData) -> list[Row]:

@@ -247,6 +247,7 @@ class DeliveryAccessService:
                     CertRef.from_facts(check.facts),
                 ),
                 now,
+                released=True,  # the content is being handed over
             )
         )
         await self._deliveries.record_handover(

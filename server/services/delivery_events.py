@@ -30,14 +30,16 @@ def later_event(
     sender_name: str,
     recipient: Party,
     at: datetime,
+    *,
+    released: bool,
     reasons: tuple[tuple[str, str], ...] = (),
     extra: tuple[tuple[str, str], ...] = (),
-    released: bool = True,
 ) -> EvidenceEvent:
     """An event after the submission (handover, acceptance, …) of one recipient, bound to
     the same sender certificate, subject digest and content digests as the submission.
     ``released``: whether the content is the recipient's to read at that event; if not,
-    the parts are named by digest only (R5.3, :meth:`.ContentPart.withheld`)."""
+    the parts are named by digest only (R5.3, :meth:`.ContentPart.withheld`). Required,
+    so that no caller names them by forgetting it."""
     parts = (ContentPart(p.name, p.media_type, p.size, p.sha256) for p in delivery.parts)
     return EvidenceEvent(
         event=event,

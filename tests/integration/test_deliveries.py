@@ -497,7 +497,7 @@ async def test_r5_3_recipient_evidence_names_no_part_before_release(
     for event, (xml, text) in before.items():
         assert named not in xml and name not in text, event
         assert base64.b64encode(digest) in xml and b"<MediaType>application/pdf<" in xml
-        assert "name withheld until acceptance" in text
+        assert "name withheld: content not released" in text
         evidence_xml.validate(xml)  # Name is optional in our XSD
         assert xmlsec_verify(server, xml, tmp_path).returncode == 0
     sender = await documents("qualified-qscd")
