@@ -8,7 +8,7 @@ read a part the server wrote as missing.
 from __future__ import annotations
 
 from ..settings import Settings, SettingsError
-from .keys import MasterKeyError, MasterKeyRing, ensure_dev_master_key, load_master_key
+from .keys import MasterKeyRing, ensure_dev_master_key, load_master_key
 from .store import FileContentStore
 
 
@@ -22,14 +22,11 @@ def content_store_from_settings(
     key_file = settings.effective_content_key_file
     if create_dev_key and settings.dev_pki and not key_file.exists():
         ensure_dev_master_key(key_file)  # development set-up only
+    current = load_master_key(key_file, settings.content_key_version)
+    retired = [load_master_key(path, version) for version, path in settings.content_retired_keys]
     try:
-        ring = MasterKeyRing(
-            load_master_key(key_file, settings.content_key_version),
-            [load_master_key(path, version) for version, path in settings.content_retired_keys],
-        )
-    except MasterKeyError:
-        raise
-    except ValueError as exc:  # versions or keys given twice
+        ring = MasterKeyRing(current, retired)
+    except ValueError as exc:  # a key listed twice (the settings refuse repeated versions)
         raise SettingsError("content_retired_keys", str(exc)) from None
     return FileContentStore(
         settings.data_dir / "content", ring, inline_max=settings.content_inline_max_bytes

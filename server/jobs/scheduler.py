@@ -70,7 +70,14 @@ class JobScheduler:
         self._spawn(self._runner.catch_up(self._names), "jobs-catch-up")
 
     async def _fire(self, name: str) -> None:
-        self._start(name, self._runner.run(name))
+        # Run it as our own task (stop() cancels it) and return at once; a job still
+        # running from the last firing is simply not started again (the outbox polls
+        # faster than a slow SMTP server answers, and that is not worth a warning).
+        if name in self._running or self._stopping:
+            return
+        self._running.add(name)
+        task = self._spawn(self._runner.run(name), f"job-{name}")
+        task.add_done_callback(lambda _: self._running.discard(name))
 
     async def _retry(self) -> None:
         # Not marked running: a firing that lands meanwhile must still start (the lock
@@ -83,17 +90,6 @@ class JobScheduler:
         self._retrying.add(name)
         task = self._spawn(self._runner.run_if_behind(name), f"job-retry-{name}")
         task.add_done_callback(lambda _: self._retrying.discard(name))
-
-    def _start(self, name: str, work: Coroutine[Any, Any, object]) -> None:
-        # Run it as our own task (stop() cancels it) and return at once; a job still
-        # running from the last firing is simply not started again (the outbox polls
-        # faster than a slow SMTP server answers, and that is not worth a warning).
-        if name in self._running or self._stopping:
-            work.close()
-            return
-        self._running.add(name)
-        task = self._spawn(work, f"job-{name}")
-        task.add_done_callback(lambda _: self._running.discard(name))
 
     def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> asyncio.Task[object]:
         task: asyncio.Task[object] = asyncio.create_task(coro, name=name)

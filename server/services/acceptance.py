@@ -38,8 +38,7 @@ from ..trust.signatures import SignatureCheck, verify_signed_contract
 from ..trust.validation import CertificateCheck, CertificateChecker
 from ..trust.xades_document import XadesCheck, verify_enveloped_xades
 from .delivery_access import DeliveryAccessService
-from .delivery_events import later_event, new_evidence
-from .mailboxes import MailboxService, Need
+from .delivery_events import RELEASED, later_event, new_evidence
 
 if TYPE_CHECKING:
     from ..store.db import Connection
@@ -79,7 +78,6 @@ class AcceptanceService:
         clock: Clock,
         deliveries: DeliveryStore,
         mailboxes: MailboxStore,
-        members: MailboxService,
         reading: DeliveryAccessService,
         contacts: ContactStore,
         outbox: OutboxStore,
@@ -90,7 +88,6 @@ class AcceptanceService:
         self._clock = clock
         self._deliveries = deliveries
         self._mailboxes = mailboxes
-        self._members = members
         self._reading = reading
         self._contacts = contacts
         self._outbox = outbox
@@ -103,7 +100,8 @@ class AcceptanceService:
         view = await self._reading.view(delivery_id, check, mailbox)
         if view.recipient is None or view.delivery.kind != "return_receipt":
             raise NotFound("No return-receipt delivery waits for you here.")
-        access = view.access or await self._members.authorize(view.recipient, check, Need.MEMBER)
+        access = view.access
+        assert access is not None  # every view as a recipient carries the membership
         if access.mailbox.state == "readonly":
             raise Refused(
                 "Read-only access after termination: nothing can be received (R8.4).",
@@ -281,7 +279,7 @@ class AcceptanceService:
                     reasons=(("deemed_service", "15 days without acceptance (ZUP/ZPP)"),)
                     if state == "deemed_served"
                     else (),
-                    released=state != "rejected",
+                    released=state in RELEASED,
                     # no list of the other deliveries: they may be other senders' (review)
                     extra=(
                         ("acceptance_method", method),

@@ -13,14 +13,14 @@ content file is rewritten. A row that does not open is left as it is and reporte
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..clock import Clock
 from ..content.keys import KeyUnwrapError, WrappedKey
 from ..content.message import is_sealed, seal_message
 from ..content.store import ContentStore
-from ..store.rekey import KeyedRow, Rekeyed, RekeyStore
+from ..store.rekey import KeyedRow, RekeyStore
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -42,13 +42,11 @@ class ContentRekeyService:
         self._store = store
         self._content = content
 
-    async def run(
-        self, operator: str, progress: Callable[[int], None] | None = None
-    ) -> RekeyReport:
+    async def run(self, operator: str) -> RekeyReport:
         seen = rewrapped = sealed = 0
         left: dict[str, str] = {}  # delivery id → why it is still under another key
 
-        def change(rows: Sequence[KeyedRow]) -> list[Rekeyed]:
+        def change(rows: Sequence[KeyedRow]) -> list[KeyedRow]:
             nonlocal rewrapped, sealed
             out = []
             for row in rows:
@@ -69,7 +67,7 @@ class ContentRekeyService:
                     continue
                 if again is not None:
                     wrapped, rewrapped = again, rewrapped + 1
-                out.append(Rekeyed(row.delivery_id, wrapped.version, wrapped.blob, message))
+                out.append(KeyedRow(row.delivery_id, wrapped.version, wrapped.blob, message))
             return out
 
         after = None
@@ -78,8 +76,6 @@ class ContentRekeyService:
                 after, BATCH, change, self._clock.now(), f"operator:{operator}"
             )
             seen += batch.seen
-            if progress is not None:
-                progress(seen)
             if batch.last is None:
                 break
             after = batch.last

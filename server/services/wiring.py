@@ -135,7 +135,6 @@ def build_services(
             clock,
             deliveries,
             mailboxes,
-            members,
             reading,
             contacts,
             outbox,

@@ -56,7 +56,8 @@ async def try_lock(conn: Connection, job: str) -> bool:
             "SELECT pg_try_advisory_xact_lock($1, hashtext($2))", JOB_LOCK_NAMESPACE, job
         )
     )
-    await heartbeat(conn)
+    if locked:
+        await heartbeat(conn)
     return locked
 
 

@@ -24,15 +24,7 @@ from .audit import AuditStore
 
 @dataclass(frozen=True)
 class KeyedRow:
-    delivery_id: uuid.UUID
-    key_version: int
-    wrapped_key: bytes
-    message: str
-
-
-@dataclass(frozen=True)
-class Rekeyed:
-    """What a row becomes: its key wrapped anew (version, blob) and its message."""
+    """A delivery's wrapped data key and message: as read, and as a batch rewrites it."""
 
     delivery_id: uuid.UUID
     key_version: int
@@ -43,7 +35,6 @@ class Rekeyed:
 @dataclass(frozen=True)
 class Batch:
     seen: int
-    changed: int
     last: uuid.UUID | None
 
 
@@ -56,7 +47,7 @@ class RekeyStore:
         self,
         after: uuid.UUID | None,
         limit: int,
-        change: Callable[[Sequence[KeyedRow]], Sequence[Rekeyed]],
+        change: Callable[[Sequence[KeyedRow]], Sequence[KeyedRow]],
         at: datetime,
         actor: str,
     ) -> Batch:
@@ -91,7 +82,7 @@ class RekeyStore:
                     },
                     conn=conn,
                 )
-        return Batch(len(found), len(changed), found[-1].delivery_id if found else None)
+        return Batch(len(found), found[-1].delivery_id if found else None)
 
     async def not_under(self, version: int) -> list[uuid.UUID]:
         """Live deliveries whose key is under another master key version: after a run,

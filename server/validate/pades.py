@@ -36,7 +36,8 @@ from .cades import signer_reports
 from .cmscheck import certificates
 from .common import finish, too_large
 from .crypto import digest
-from .pdfchanges import PARSE_ERRORS, modifications, resolve
+from .pdfchanges import modifications
+from .pdflooks import PARSE_ERRORS, resolve
 from .report import Issue, SignatureReport, TimestampReport, ValidationReport
 from .tst import check_token
 

@@ -34,7 +34,7 @@ _MAX_PAGES = 10_000
 
 def _pages(reader: PdfFileReader, revision: int, deep: bool = False) -> list[bytes]:
     """A digest of each page, in page order, as of ``revision``: its content streams, or,
-    ``deep``, everything that decides what it shows (:func:`_shown`)."""
+    ``deep``, everything that decides what it shows (:meth:`.Looks.page`)."""
     resolver = reader.get_historical_resolver(revision)
     looks = Looks() if deep else None
     pages: list[bytes] = []
@@ -166,4 +166,4 @@ def modifications(
     return [], warnings
 
 
-__all__ = ["PARSE_ERRORS", "modifications", "resolve"]
+__all__ = ["modifications"]
