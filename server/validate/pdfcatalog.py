@@ -66,8 +66,8 @@ def _layers_changed(before: Any, after: Any) -> bool:
         return new is not None
     if new is None:
         return True  # every layer shown now, whatever was hidden
-    looks = Looks()
-    if looks.value(_raw(old, "/AS")) != looks.value(_raw(new, "/AS")) or resolve(
+    # a Looks each: its memo is by object number, which a later revision may reuse
+    if Looks().value(_raw(old, "/AS")) != Looks().value(_raw(new, "/AS")) or resolve(
         old.get("/Intent")
     ) != resolve(new.get("/Intent")):
         return True

@@ -37,12 +37,12 @@ def hidden_layer(writer: IncrementalPdfFileWriter, membership: bool = False) -> 
     )
     marked = ocg
     if membership:
-        ocmd = {"/Type": NameObject("/OCMD"), "/OCGs": ArrayObject([ocg]), "/P": "/AllOn"}
-        marked = writer.add_object(
-            DictionaryObject(
-                {NameObject(k): NameObject(v) if isinstance(v, str) else v for k, v in ocmd.items()}
-            )
-        )
+        ocmd = {
+            "/Type": NameObject("/OCMD"),
+            "/OCGs": ArrayObject([ocg]),
+            "/P": NameObject("/AllOn"),
+        }
+        marked = writer.add_object(DictionaryObject({NameObject(k): v for k, v in ocmd.items()}))
     box = generic.StreamObject(stream_data=b"/OC /L BDC 1 0 0 rg 0 0 595 842 re f EMC")
     page = first_page(writer)
     contents = page.raw_get("/Contents")
@@ -164,3 +164,38 @@ async def test_r6_4_a_catalog_that_is_not_a_dictionary_is_reported_not_crashed_o
     )
     report = await validate(hostile, None, [])
     assert not report.intact and "byte_range_invalid" in codes(report)
+
+
+def auto_state(writer: IncrementalPdfFileWriter) -> None:
+    """The layers' automatic states by usage (/AS) kept in an object of their own."""
+    usage = ArrayObject(
+        [
+            DictionaryObject(
+                {
+                    NameObject("/Event"): NameObject("/View"),
+                    NameObject("/Category"): ArrayObject([NameObject("/Zoom")]),
+                }
+            )
+        ]
+    )
+    configuration = writer.root["/OCProperties"]["/D"]
+    configuration[NameObject("/AS")] = writer.add_object(usage)
+    writer.update_root()
+
+
+def auto_state_rewritten(writer: IncrementalPdfFileWriter) -> None:
+    """The same /AS object, rewritten under its own number for printing instead."""
+    stored = writer.root["/OCProperties"]["/D"].raw_get("/AS")
+    stored.get_object()[0][NameObject("/Event")] = NameObject("/Print")
+    writer.mark_update(stored.reference)
+
+
+async def test_r6_4_an_object_rewritten_under_its_number_is_compared_anew() -> None:
+    """Found in review: one digest memo served both revisions, and it is keyed by object
+    number — an /AS rewritten under the same number read as unchanged."""
+    layered = await signed_by_stranger(
+        updated(updated(first_revision(ORIGINAL), hidden_layer), auto_state)
+    )
+    assert (await validate(layered, None, [])).intact
+    report = await validate(updated(layered, auto_state_rewritten), None, [])
+    assert not report.intact and "layers (optional content)" in messages(report)
