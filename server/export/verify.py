@@ -46,10 +46,10 @@ CHUNK = 1024 * 1024
 #: The files every export of each format writes besides the evidence XML: a manifest
 #: without one of them describes an archive with records left out. Format 1 (before
 #: receipts, registrations and wind-down notices were exported) still verifies as such.
+_FILES = frozenset({"evidence.jsonl", "audit.jsonl", *(t.file for t in TABLES)})
 REQUIRED = {
-    FORMAT: frozenset({"evidence.jsonl", "audit.jsonl", *(t.file for t in TABLES)}),
-    "vep-export/1": frozenset({"evidence.jsonl", "audit.jsonl", *(t.file for t in TABLES)})
-    - {"receipts.jsonl", "registrations.jsonl", "wind_down_notices.jsonl"},
+    FORMAT: _FILES,
+    "vep-export/1": _FILES - {"receipts.jsonl", "registrations.jsonl", "wind_down_notices.jsonl"},
 }
 
 

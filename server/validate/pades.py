@@ -190,7 +190,6 @@ async def validate(
     refused = too_large("pades", data)
     if refused is not None:
         return refused
-    warnings: list[Issue] = []
     # found in review: a warning and exit 0 answered "is FILE signed here?" with yes
     given = (
         (Issue("content_not_used", "A PDF signs itself; the content given is not what it signs."),)
@@ -254,7 +253,6 @@ async def validate(
         signatures=tuple(signatures),
         timestamps=tuple(timestamps),
         errors=errors,
-        warnings=tuple(warnings),
         properties={"revisions": int(reader.xrefs.total_revisions), "dss": counts},
     )
     return finish(report, data, anchors)

@@ -44,14 +44,15 @@ def catalog_change(reader: PdfFileReader, signed: int) -> str | None:
             "The layers (optional content) a reader shows were changed after this "
             "signature: what is shown may not be what was signed."
         )
-    if _redrawn(after):
-        if not _redrawn(before):
+    form_before, form_after = _form(before), _form(after)
+    if _redrawn(form_after):
+        if not _redrawn(form_before):
             return (
                 "After this signature the document began to ask readers to draw its form "
                 "fields from their values (/NeedAppearances), not as they were signed: "
                 "what is shown may not be what was signed."
             )
-        if _form_looks(before) != _form_looks(after):
+        if _form_looks(form_before) != _form_looks(form_after):
             return (
                 "The form's default appearance (/DA, /DR) was changed after this signature "
                 "while readers draw its fields from their values: what is shown may not be "
@@ -61,7 +62,8 @@ def catalog_change(reader: PdfFileReader, signed: int) -> str | None:
 
 
 def _layers_changed(before: Any, after: Any) -> bool:
-    old, new = _configuration(before), _configuration(after)
+    properties = resolve(before.get("/OCProperties"))
+    old, new = _configuration(properties), _configuration(resolve(after.get("/OCProperties")))
     if old is None:
         return new is not None
     if new is None:
@@ -71,14 +73,13 @@ def _layers_changed(before: Any, after: Any) -> bool:
         old.get("/Intent")
     ) != resolve(new.get("/Intent")):
         return True
-    known = _refs(resolve(before["/OCProperties"]).get("/OCGs")) | _refs(old.get("/ON"))
+    known = _refs(properties.get("/OCGs")) | _refs(old.get("/ON"))
     known |= _refs(old.get("/OFF"))
     return any(_shown(old, layer) != _shown(new, layer) for layer in known)
 
 
-def _configuration(root: Any) -> Mapping[str, Any] | None:
-    """The default configuration (``/D``) of the catalog's optional content, or None."""
-    properties = resolve(root.get("/OCProperties"))
+def _configuration(properties: Any) -> Mapping[str, Any] | None:
+    """The default configuration (``/D``) of a catalog's optional content, or None."""
     if not isinstance(properties, generic.DictionaryObject):
         return None
     default = resolve(properties.get("/D"))
@@ -116,14 +117,12 @@ def _form(root: Any) -> generic.DictionaryObject | None:
     return form if isinstance(form, generic.DictionaryObject) else None
 
 
-def _redrawn(root: Any) -> bool:
-    form = _form(root)
+def _redrawn(form: generic.DictionaryObject | None) -> bool:
     flag = resolve(form.get("/NeedAppearances")) if form is not None else None
     return isinstance(flag, generic.BooleanObject) and flag.value is True
 
 
-def _form_looks(root: Any) -> bytes:
-    form = _form(root)
+def _form_looks(form: generic.DictionaryObject | None) -> bytes:
     looks = {k: form.raw_get(k) for k in ("/DA", "/DR") if k in form} if form else {}
     return Looks().value(looks)
 

@@ -14,6 +14,7 @@ document a reader sees may not be the one that was signed (DSS reports such a fi
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from typing import Any
 
@@ -30,6 +31,11 @@ from .report import Issue
 
 _QUIET_LEVELS = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES)
 _MAX_PAGES = 10_000
+
+
+def _words(value: enum.Enum) -> str:
+    """An enum member as words in a message (``FORM_FILLING`` → "form filling")."""
+    return value.name.lower().replace("_", " ")
 
 
 def _pages(reader: PdfFileReader, revision: int, deep: bool = False) -> list[bytes]:
@@ -79,7 +85,7 @@ def _unexplained(
         # a certification permits form filling or comments at most (ISO 32000-1 Table 254),
         # never a change no rule explains (found in review: only P=1 refused it)
         message = (
-            f"The certification signature permits {permitted.name.lower().replace('_', ' ')} "
+            f"The certification signature permits {_words(permitted)} "
             f"only (DocMDP P={permitted.value}); the document was changed in ways no rule "
             "explains."
         )
@@ -135,16 +141,15 @@ def modifications(
     if permitted is not None and level.value > permitted.value:
         # a certification signature (ISO 32000-1 §12.8.2.2, /DocMDP /P) that forbids these
         message = (
-            f"The certification signature permits {permitted.name.lower().replace('_', ' ')} "
+            f"The certification signature permits {_words(permitted)} "
             f"only (DocMDP P={permitted.value}); the document was changed by "
-            f"{level.name.lower().replace('_', ' ')} after it."
+            f"{_words(level)} after it."
         )
         return [Issue("document_modified_after_signing", message)], []
     warnings = [
         Issue(
             "changes_after_signing",
-            f"The document was updated after this signature: "
-            f"{level.name.lower().replace('_', ' ')}.",
+            f"The document was updated after this signature: {_words(level)}.",
         )
     ]
     try:
