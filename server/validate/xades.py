@@ -47,6 +47,7 @@ from .xmldsig import (
     check_reference,
     decode_base64,
     inclusive_prefixes,
+    is_detached,
     q,
 )
 from .xmlnodes import UnsupportedNodeSet
@@ -87,7 +88,7 @@ async def validate(
     if not signatures:
         errors = (Issue("no_signature", "The XML has no ds:Signature."),)
     elif content is not None and not any(
-        _detached(r.get("URI")) for r in tree.getroot().iter(q("Reference"))
+        is_detached(r.get("URI")) for r in tree.getroot().iter(q("Reference"))
     ):
         # found in review: exit 0 answered "is FILE signed here?" without a word
         errors = (
@@ -98,11 +99,6 @@ async def validate(
         )
     report = ValidationReport(input_kind="xades", signatures=tuple(signatures), errors=errors)
     return finish(report, data, anchors)
-
-
-def _detached(uri: str | None) -> bool:
-    """Whether a ds:Reference points outside the document (as :mod:`.xmldsig` resolves it)."""
-    return uri is None or (not uri.startswith("#") and uri != "")
 
 
 async def _signature(

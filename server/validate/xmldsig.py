@@ -170,11 +170,17 @@ def _child(parent: etree._Element, local: str) -> etree._Element:
     return found
 
 
+def is_detached(uri: str | None) -> bool:
+    """Whether a ds:Reference with this URI points outside the document: no URI, or
+    neither same-document form (``""``, ``#id``)."""
+    return uri is None or (not uri.startswith("#") and uri != "")
+
+
 def _dereference(
     uri: str | None, signature: etree._Element, ids: IdIndex, content: bytes | None
 ) -> tuple[NodeSet | bytes, etree._Element | None, str]:
     tree = signature.getroottree()
-    if uri is None or (not uri.startswith("#") and uri != ""):
+    if is_detached(uri):
         if content is None:
             raise ReferenceProblem(
                 "detached_content_missing",
@@ -182,6 +188,7 @@ def _dereference(
                 "given, so the signed data cannot be checked.",
             )
         return content, None, f"the detached content given ({len(content)} bytes)"
+    assert uri is not None  # no URI is detached
     if uri == "":
         return xmlnodes.whole(tree), None, "the whole document"
     if uri == "#xpointer(/)":
@@ -276,5 +283,6 @@ __all__ = [
     "check_reference",
     "decode_base64",
     "inclusive_prefixes",
+    "is_detached",
     "q",
 ]
