@@ -558,9 +558,12 @@ async def test_r5_3_deemed_served_on_day_15_not_day_14(server: RunningServer) ->
     status, data, _ = await get(server, "delegate", f"/api/v1/deliveries/{did}/parts/0")
     assert (status, data) == (200, PDF)
     events = await server.services.pool.fetch(
-        "SELECT event FROM evidence WHERE delivery_id = $1::uuid ORDER BY event_time", did
+        "SELECT event, xml FROM evidence WHERE delivery_id = $1::uuid ORDER BY event_time", did
     )
     assert "AcceptanceRejectionExpiry" in [e["event"] for e in events]
+    # served, so released: from here on the evidence names the parts (R5.3)
+    expiry = next(bytes(e["xml"]) for e in events if e["event"] == "AcceptanceRejectionExpiry")
+    assert b"<Name>sodba.pdf</Name>" in expiry
 
 
 async def test_r6_3_non_parties_get_404(server: RunningServer) -> None:
